@@ -1,0 +1,302 @@
+/**
+ * The client side, after Perl's AnyEvent::WebSocket::Client:
+ * {@linkcode connect} opens a standard `WebSocket` and resolves with a
+ * {@linkcode Connection} once it is open, adding what Deno's client lacks (a
+ * handshake timeout, a subprotocol check, typed errors).
+ *
+ * @example
+ * ```ts
+ * import { connect } from "@anyws/anyws/client";
+ * import { serve } from "@anyws/anyws/server";
+ *
+ * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hello"); } });
+ * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+ * console.log(`${await conn.nextMessage()}`);
+ * ```
+ *
+ * @module
+ */
+
+import { deadline } from "@std/async/deadline";
+import { Connection, type ConnectionOptions } from "./connection.ts";
+
+/** Options for {@linkcode connect} and {@linkcode Client}. */
+export interface ConnectOptions extends
+  Pick<
+    ConnectionOptions,
+    "maxMessageSize" | "maxPendingMessages" | "closeTimeout"
+  > {
+  /**
+   * Subprotocols to offer, in order of preference. When given, the server
+   * must choose one of them, or `connect()` fails.
+   */
+  protocols?: string | readonly string[];
+  /**
+   * Extra handshake headers (e.g. `authorization`). Deno drops the ones it
+   * manages itself (`host`, `upgrade`, `connection`, `sec-websocket-*`).
+   */
+  headers?: HeadersInit;
+  /**
+   * Milliseconds to wait for the handshake to complete. Deno's own client
+   * has no timeout and would wait forever.
+   *
+   * @default {30000}
+   */
+  timeout?: number;
+  /** Aborts the attempt: `connect()` rejects with a {@linkcode ConnectError}. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Why {@linkcode connect} failed. The message says what happened; `status`
+ * holds the HTTP status when the server refused the handshake and Deno
+ * revealed it.
+ *
+ * @example
+ * ```ts
+ * import { connect, ConnectError } from "@anyws/anyws/client";
+ * import { assertRejects } from "@std/assert";
+ *
+ * await assertRejects(() => connect("ftp://example.com/"), ConnectError, "URI is not a websocket");
+ * ```
+ */
+export class ConnectError extends Error {
+  /** The URL that was being connected to. */
+  readonly url: string;
+  /** The HTTP status of a refused handshake, when known. */
+  readonly status: number | undefined;
+
+  /**
+   * Creates the error.
+   *
+   * @param message What happened.
+   * @param url The URL being connected to.
+   * @param status The HTTP status of a refused handshake, when known.
+   * @param options Standard error options (`cause`).
+   *
+   * @example
+   * ```ts
+   * import { ConnectError } from "@anyws/anyws/client";
+   *
+   * console.log(new ConnectError("unable to connect", "ws://x/", 403).status);
+   * ```
+   */
+  constructor(
+    message: string,
+    url: string,
+    status?: number,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "ConnectError";
+    this.url = url;
+    this.status = status;
+  }
+}
+
+const DEFAULT_TIMEOUT = 30_000;
+const SCHEMES = new Set(["ws:", "wss:", "http:", "https:"]);
+
+/**
+ * Connects to a WebSocket server. `http:`/`https:` URLs mean `ws:`/`wss:`.
+ *
+ * @param url The server's URL.
+ * @param options Subprotocols, headers, timeout, signal and limits.
+ * @returns The open connection. It dispatches nothing before the awaiting
+ * task ends, so handlers registered right after `await` miss nothing.
+ * @throws {ConnectError} "URI is not a websocket" for another scheme or an
+ * invalid URL; "unable to connect" when the connection is refused, times
+ * out, is aborted, or the server refuses the handshake (with `status`);
+ * "no subprotocol in response" or "subprotocol mismatch, requested: ...,
+ * got: ..." when the server's choice does not fit `protocols`.
+ *
+ * @example
+ * ```ts
+ * import { connect, serve } from "@anyws/anyws";
+ *
+ * await using server = serve({
+ *   port: 0,
+ *   onListen() {},
+ *   protocols: ["v2", "v1"],
+ *   onEstablish(conn) { conn.send(`you speak ${conn.subprotocol}`); },
+ * });
+ * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`, {
+ *   protocols: ["v1", "v2"],
+ *   timeout: 5000,
+ * });
+ * console.log(conn.subprotocol, `${await conn.nextMessage()}`);
+ * ```
+ */
+export async function connect(
+  url: string | URL,
+  options: ConnectOptions = {},
+): Promise<Connection> {
+  const target = String(url);
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(target);
+  } catch {
+    // reported below
+  }
+  if (!parsed || !SCHEMES.has(parsed.protocol)) {
+    throw new ConnectError(`URI is not a websocket: ${target}`, target);
+  }
+  const protocols = options.protocols === undefined
+    ? []
+    : typeof options.protocols === "string"
+    ? [options.protocols]
+    : [...options.protocols];
+  const timeout = options.timeout ?? DEFAULT_TIMEOUT;
+  const { signal } = options;
+  if (signal?.aborted) {
+    throw new ConnectError(
+      `unable to connect to ${target}: aborted`,
+      target,
+      undefined,
+      {
+        cause: signal.reason,
+      },
+    );
+  }
+
+  let socket: WebSocket;
+  try {
+    socket = new WebSocket(parsed, {
+      protocols,
+      ...(options.headers === undefined ? {} : { headers: options.headers }),
+    });
+  } catch (error) {
+    throw new ConnectError(
+      `unable to connect to ${target}: ${(error as Error).message}`,
+      target,
+      undefined,
+      { cause: error },
+    );
+  }
+
+  // The Connection is created inside the open event, so its listeners are
+  // attached before any frame that arrives in the same task is dispatched.
+  const opened = new Promise<Connection>((resolve, reject) => {
+    let failure = "";
+    socket.addEventListener("error", (event) => {
+      failure ||= (event as ErrorEvent).message;
+    }, { once: true });
+    socket.addEventListener("close", () => {
+      const status = /status code:?\s*(\d{3})/i.exec(failure)?.[1];
+      reject(
+        new ConnectError(
+          status
+            ? `unable to connect to ${target}: the server refused the handshake with HTTP ${status}`
+            : `unable to connect to ${target}: ${
+              failure || "connection closed"
+            }`,
+          target,
+          status ? Number(status) : undefined,
+        ),
+      );
+    }, { once: true });
+    socket.addEventListener("open", () => {
+      const problem = checkSubprotocol(protocols, socket.protocol);
+      if (problem) {
+        socket.close();
+        reject(new ConnectError(problem, target));
+        return;
+      }
+      resolve(
+        new Connection(socket, {
+          role: "client",
+          maxMessageSize: options.maxMessageSize,
+          maxPendingMessages: options.maxPendingMessages,
+          closeTimeout: options.closeTimeout,
+        }),
+      );
+    }, { once: true });
+  });
+
+  try {
+    return await deadline(opened, timeout, signal ? { signal } : {});
+  } catch (error) {
+    if (error instanceof ConnectError) throw error;
+    socket.close();
+    const why = error instanceof DOMException && error.name === "TimeoutError"
+      ? `no handshake response within ${timeout} ms`
+      : "aborted";
+    throw new ConnectError(
+      `unable to connect to ${target}: ${why}`,
+      target,
+      undefined,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
+/**
+ * A reusable client configuration, for ports of
+ * `AnyEvent::WebSocket::Client->new(...)->connect($url)`.
+ *
+ * @example
+ * ```ts
+ * import { Client, serve } from "@anyws/anyws";
+ *
+ * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi"); } });
+ * const client = new Client({ timeout: 5000 });
+ * await using conn = await client.connect(`ws://127.0.0.1:${server.addr.port}`);
+ * console.log(`${await conn.nextMessage()}`);
+ * ```
+ */
+export class Client {
+  /** The options every {@linkcode Client.connect} uses. */
+  readonly options: ConnectOptions;
+
+  /**
+   * Creates a client.
+   *
+   * @param options As for {@linkcode connect}.
+   *
+   * @example
+   * ```ts
+   * import { Client } from "@anyws/anyws/client";
+   *
+   * const client = new Client({ protocols: ["chat"], timeout: 10_000 });
+   * console.log(client.options.timeout);
+   * ```
+   */
+  constructor(options: ConnectOptions = {}) {
+    this.options = { ...options };
+  }
+
+  /**
+   * Connects with this client's options.
+   *
+   * @param url The server's URL.
+   * @returns The open connection.
+   * @throws {ConnectError} As {@linkcode connect} does.
+   *
+   * @example
+   * ```ts
+   * import { Client, ConnectError } from "@anyws/anyws/client";
+   * import { assertRejects } from "@std/assert";
+   *
+   * await assertRejects(() => new Client().connect("mailto:x@y"), ConnectError);
+   * ```
+   */
+  connect(url: string | URL): Promise<Connection> {
+    return connect(url, this.options);
+  }
+}
+
+function checkSubprotocol(
+  requested: string[],
+  got: string,
+): string | undefined {
+  if (requested.length === 0) return undefined;
+  if (got === "") return "no subprotocol in response";
+  if (!requested.includes(got)) {
+    return `subprotocol mismatch, requested: ${
+      requested.join(", ")
+    }, got: ${got}`;
+  }
+  return undefined;
+}

@@ -1,0 +1,1467 @@
+/**
+ * {@linkcode Connection}: one WebSocket connection class for both the server
+ * side ({@linkcode serve}) and the client side ({@linkcode connect}), with the
+ * Perl `on()` API, DOM events, and pull-style reading.
+ *
+ * @example Wrap a standard WebSocket
+ * ```ts
+ * import { Connection } from "@anyws/anyws/connection";
+ * import { serve } from "@anyws/anyws/server";
+ *
+ * await using server = serve({
+ *   port: 0,
+ *   onListen() {},
+ *   onEstablish(conn) {
+ *     conn.on("message", (conn, data) => conn.send(data));
+ *   },
+ * });
+ * const conn = new Connection(new WebSocket(`ws://127.0.0.1:${server.addr.port}`));
+ * conn.send("queued until open");
+ * console.log(`${await conn.nextMessage()}`);
+ * await conn.close().closed;
+ * ```
+ *
+ * @module
+ */
+
+import {
+  CLOSE_CODE,
+  Message,
+  sendableLength,
+  type SendData,
+  toSendable,
+  utf8Length,
+} from "./message.ts";
+
+/** Which end of the socket a {@linkcode Connection} is. */
+export type Role = "server" | "client";
+
+/**
+ * How a connection ended: resolved by {@linkcode Connection.closed} and given
+ * to `finish` handlers through the connection's properties.
+ */
+export interface CloseInfo {
+  /**
+   * The close code. 1005 when the close frame had no code, 1006 when the
+   * connection dropped without a close handshake (Deno reports 0; anyws
+   * reports 1006).
+   */
+  code: number;
+  /** The close reason, `""` when none was given. */
+  reason: string;
+  /** Whether the close handshake completed. */
+  wasClean: boolean;
+  /**
+   * Why the connection ended badly: set for abnormal closures, close
+   * timeouts, and closes anyws made because of an error (a throwing handler,
+   * a message over {@linkcode ConnectionOptions.maxMessageSize}, ...).
+   */
+  error?: Error;
+}
+
+/**
+ * Thrown or rejected when reading from a connection that has finished:
+ * {@linkcode Connection.nextMessage}, and async iteration after an abnormal
+ * close.
+ *
+ * @example Catch the close
+ * ```ts
+ * import { ConnectionClosedError } from "@anyws/anyws/connection";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const error = new ConnectionClosedError({ code: 1001, reason: "bye", wasClean: true });
+ * assertEquals(error.message, 'Connection closed with code 1001 "bye"');
+ * ```
+ */
+export class ConnectionClosedError extends Error {
+  /** The close code, as in {@linkcode CloseInfo.code}. */
+  readonly code: number;
+  /** The close reason. */
+  readonly reason: string;
+  /** Whether the close handshake completed. */
+  readonly wasClean: boolean;
+
+  /**
+   * Creates the error from how the connection ended.
+   *
+   * @param info The close details; `info.error` becomes the `cause`.
+   *
+   * @example
+   * ```ts
+   * import { ConnectionClosedError } from "@anyws/anyws/connection";
+   * import { assertEquals } from "@std/assert";
+   *
+   * assertEquals(new ConnectionClosedError({ code: 1000, reason: "", wasClean: true }).code, 1000);
+   * ```
+   */
+  constructor(info: CloseInfo) {
+    super(
+      `Connection closed with code ${info.code}${
+        info.reason ? ` ${JSON.stringify(info.reason)}` : ""
+      }${info.error ? `: ${info.error.message}` : ""}`,
+      info.error ? { cause: info.error } : undefined,
+    );
+    this.name = "ConnectionClosedError";
+    this.code = info.code;
+    this.reason = info.reason;
+    this.wasClean = info.wasClean;
+  }
+}
+
+/** Options for {@linkcode Connection}. */
+export interface ConnectionOptions {
+  /**
+   * Which side this is. Decides {@linkcode Connection.masked} and which close
+   * codes {@linkcode Connection.close} may send.
+   *
+   * @default {"server" when `request` is given, else "client"}
+   */
+  role?: Role | undefined;
+  /** The upgrade request (server side). */
+  request?: Request | undefined;
+  /** The peer's address (server side), captured before upgrading. */
+  remoteAddr?: Deno.NetAddr | undefined;
+  /** The negotiated subprotocol, when the socket does not report it. */
+  subprotocol?: string | undefined;
+  /**
+   * The largest message accepted, in bytes. A bigger one is not delivered:
+   * `parse_error` fires and the connection closes with 1009 (server side) or
+   * 4009 (client side, which may only send 1000 and 3000-4999). Deno has
+   * already buffered the message when this check runs; Deno itself drops the
+   * TCP connection on any single frame of 64 MiB or more.
+   *
+   * @default {16777216} (16 MiB)
+   */
+  maxMessageSize?: number | undefined;
+  /**
+   * How many received messages are held while nothing reads them (no
+   * handler, listener, pending `nextMessage()` or iterator). One more, and
+   * `parse_error` fires and the connection closes with 1008 (server side) or
+   * 4008 (client side): nothing is dropped silently.
+   *
+   * @default {1024}
+   */
+  maxPendingMessages?: number | undefined;
+  /**
+   * How long, in milliseconds, `close()` waits for the peer's close frame.
+   * Then the connection finishes anyway with code 1006 and an error, and
+   * drops its references to the socket (Deno offers no way to force the TCP
+   * connection shut; denoland/deno#27924).
+   *
+   * @default {5000}
+   */
+  closeTimeout?: number | undefined;
+}
+
+/** Called by `on("message")` (Plack): text as a string, binary as bytes. */
+export type MessageHandler = (
+  conn: Connection,
+  data: string | Uint8Array,
+  unregister: () => void,
+) => unknown;
+/** Called by `on("each_message")` (AnyEvent) with a {@linkcode Message}. */
+export type EachMessageHandler = (
+  conn: Connection,
+  message: Message,
+  unregister: () => void,
+) => unknown;
+/** Called by `on("next_message")` (AnyEvent) for the next message only. */
+export type NextMessageHandler = (
+  conn: Connection,
+  message: Message,
+) => unknown;
+/**
+ * Called once by `on("finish")`/`on("close")`; `error` is `undefined` after
+ * a clean close.
+ */
+export type FinishHandler = (conn: Connection, error?: string) => unknown;
+/** Called by `on("parse_error")`/`on("error")` with the error's text. */
+export type ParseErrorHandler = (conn: Connection, error: string) => unknown;
+
+/** The events {@linkcode Connection.on} accepts, with their handler types. */
+export interface ConnectionHandlers {
+  /** Each message: text as a `string`, binary as a `Uint8Array` (Plack). */
+  message: MessageHandler;
+  /** Each message as a {@linkcode Message} (AnyEvent). */
+  each_message: EachMessageHandler;
+  /** The next message only (AnyEvent). */
+  next_message: NextMessageHandler;
+  /** The connection finished (both Perl libraries). Fires once. */
+  finish: FinishHandler;
+  /** Alias of `finish` (Plack). */
+  close: FinishHandler;
+  /** A protocol or handler error; the connection is closing (AnyEvent). */
+  parse_error: ParseErrorHandler;
+  /** Alias of `parse_error`. */
+  error: ParseErrorHandler;
+}
+
+/** An event name accepted by {@linkcode Connection.on}. */
+export type ConnectionHandlerName = keyof ConnectionHandlers;
+
+/** The DOM events a {@linkcode Connection} dispatches. */
+export interface ConnectionEventMap {
+  /** The socket opened. */
+  open: Event;
+  /** A message arrived; `event.data` is the {@linkcode Message}. */
+  message: MessageEvent<Message>;
+  /** A protocol or handler error; the connection is closing. */
+  error: ErrorEvent;
+  /** The connection finished; fires once, with the code as anyws reports it. */
+  close: CloseEvent;
+}
+
+/** Options for {@linkcode Connection.nextMessage}. */
+export interface NextMessageOptions {
+  /** Rejects the wait with `signal.reason` when aborted. */
+  signal?: AbortSignal;
+  /**
+   * Rejects the wait with a `TimeoutError` `DOMException` after this many
+   * milliseconds.
+   */
+  timeout?: number;
+}
+
+const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+const DEFAULT_MAX_PENDING_MESSAGES = 1024;
+const DEFAULT_CLOSE_TIMEOUT = 5000;
+const MAX_REASON_BYTES = 123;
+
+const HANDLER_EVENTS: Record<ConnectionHandlerName, true> = {
+  message: true,
+  each_message: true,
+  next_message: true,
+  finish: true,
+  close: true,
+  parse_error: true,
+  error: true,
+};
+
+type Unregister = () => void;
+interface MessageEntry {
+  plack: boolean;
+  fn: MessageHandler | EachMessageHandler;
+  unregister: Unregister;
+}
+interface Waiter {
+  resolve(message: Message): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * A WebSocket connection, the same class on the server side and the client
+ * side. It extends `EventTarget`, so DOM-style listeners work beside the Perl
+ * style {@linkcode Connection.on} API and pull-style reading.
+ *
+ * Delivery rules:
+ * - A connection handed to the application (resolved by `connect()`, passed
+ *   to `onEstablish`, or just constructed) dispatches nothing, not even
+ *   `finish`, before the current task ends: register handlers right after
+ *   receiving it.
+ * - Messages that arrive while nothing reads them are held (up to
+ *   {@linkcode ConnectionOptions.maxPendingMessages}) and delivered, in
+ *   order, to every consumer registered in the task that registers the first.
+ * - Every consumer sees every message that arrives while it is registered;
+ *   `next_message` handlers and `nextMessage()` see only one. Order per
+ *   message: `next_message` handlers, then `each_message` and `message`
+ *   handlers in registration order, then DOM `message` listeners; pending
+ *   `nextMessage()` calls and iterators are resolved alongside.
+ * - A handler or listener that throws skips the rest of that message's
+ *   handlers, fires `parse_error`, and closes the connection with 1011
+ *   (server side) or 4011 (client side). The exception goes no further.
+ *
+ * @example Perl style
+ * ```ts
+ * import { connect, serve } from "@anyws/anyws";
+ *
+ * await using server = serve({
+ *   port: 0,
+ *   onListen() {},
+ *   onEstablish(conn) {
+ *     conn.on("message", (conn, message) => {
+ *       if (message === "quit") conn.close();
+ *       else conn.send(`echo: ${message}`);
+ *     });
+ *   },
+ * });
+ * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+ * conn.on("each_message", (_conn, message) => console.log(message.decodedBody()));
+ * conn.on("finish", () => console.log("closed"));
+ * conn.send("hello").send("quit");
+ * await conn.closed;
+ * ```
+ *
+ * @example Pull style
+ * ```ts
+ * import { connect, serve } from "@anyws/anyws";
+ *
+ * await using server = serve({
+ *   port: 0,
+ *   onListen() {},
+ *   onEstablish(conn) {
+ *     conn.send("one").send("two").close(1000);
+ *   },
+ * });
+ * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+ * for await (const message of conn) console.log(`${message}`);
+ * ```
+ */
+export class Connection extends EventTarget {
+  #socket: WebSocket;
+  readonly #role: Role;
+  readonly #request: Request | undefined;
+  readonly #remoteAddr: Deno.NetAddr | undefined;
+  readonly #url: string;
+  #subprotocol: string | undefined;
+  readonly #maxMessageSize: number;
+  readonly #maxPendingMessages: number;
+  readonly #closeTimeout: number;
+
+  // Registrations made through on().
+  #nextHandlers: NextMessageHandler[] = [];
+  #messageHandlers: MessageEntry[] = [];
+  #finishHandlers: FinishHandler[] = [];
+  #errorHandlers: ParseErrorHandler[] = [];
+  // Pull-style consumers.
+  #waiters = new Set<Waiter>();
+  #iterators = new Set<MessageIterator>();
+  // DOM listeners, wrapped so that a throwing listener cannot crash Deno.
+  #wrappers = new Map<string, WeakMap<object, EventListener>>();
+  #domMessageListeners = new Set<EventListener>();
+
+  // Delivery state: see the class documentation.
+  #held = true;
+  #holdToken = 0;
+  #releaseScheduled = false;
+  #pumpScheduled = false;
+  #inbox: Message[] = [];
+  #pendingErrors: Error[] = [];
+  #pendingFinish: CloseInfo | undefined;
+  #closeInfo: CloseInfo | undefined;
+  #closedResolve!: (info: CloseInfo) => void;
+  readonly #closed: Promise<CloseInfo>;
+
+  // Sending and closing.
+  #outbox: (string | Uint8Array | ArrayBuffer | Blob)[] | undefined;
+  #closeRequested = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #failure: Error | undefined;
+  #socketError: string | undefined;
+  #detach = new AbortController();
+
+  /**
+   * Wraps a standard `WebSocket` in the CONNECTING or OPEN state. Client
+   * sockets are switched to `binaryType = "arraybuffer"`. Sends made while
+   * CONNECTING are queued and flushed on open.
+   *
+   * @param socket The socket: from `Deno.upgradeWebSocket` or `new WebSocket`.
+   * @param options Role, limits and server-side details.
+   * @throws {TypeError} If the socket is already closing or closed.
+   * @throws {RangeError} If an option is out of range.
+   *
+   * @example
+   * ```ts
+   * import { Connection } from "@anyws/anyws/connection";
+   * import { assertEquals } from "@std/assert";
+   *
+   * const socket = new WebSocket("ws://127.0.0.1:9"); // nothing listens there
+   * const conn = new Connection(socket, { closeTimeout: 1000 });
+   * assertEquals(conn.masked, true);
+   * assertEquals((await conn.closed).code, 1006);
+   * ```
+   */
+  constructor(socket: WebSocket, options: ConnectionOptions = {}) {
+    super();
+    if (!(socket instanceof WebSocket)) {
+      throw new TypeError(
+        "Cannot create a Connection: expected a WebSocket",
+      );
+    }
+    if (socket.readyState >= WebSocket.CLOSING) {
+      throw new TypeError(
+        `Cannot create a Connection: the WebSocket is already ${
+          socket.readyState === WebSocket.CLOSING ? "closing" : "closed"
+        }`,
+      );
+    }
+    this.#socket = socket;
+    this.#role = options.role ?? (options.request ? "server" : "client");
+    this.#request = options.request;
+    this.#remoteAddr = options.remoteAddr;
+    this.#url = options.request?.url ?? socket.url;
+    this.#subprotocol = options.subprotocol;
+    this.#maxMessageSize = positive(
+      "maxMessageSize",
+      options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    );
+    this.#maxPendingMessages = positive(
+      "maxPendingMessages",
+      options.maxPendingMessages ?? DEFAULT_MAX_PENDING_MESSAGES,
+    );
+    this.#closeTimeout = positive(
+      "closeTimeout",
+      options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+      0,
+    );
+    this.#closed = new Promise((resolve) => this.#closedResolve = resolve);
+    this.#attach(socket);
+    if (socket.readyState === WebSocket.OPEN) this.#holdForThisTask();
+  }
+
+  /** The underlying standard `WebSocket` (Perl: `handle`). */
+  get socket(): WebSocket {
+    return this.#socket;
+  }
+
+  /** `true` on the client side, whose frames are masked; `false` on the server side. */
+  get masked(): boolean {
+    return this.#role === "client";
+  }
+
+  /** Which side of the socket this connection is. */
+  get role(): Role {
+    return this.#role;
+  }
+
+  /** The negotiated subprotocol, or `undefined` when none was. */
+  get subprotocol(): string | undefined {
+    return this.#subprotocol ?? (this.#socket.protocol || undefined);
+  }
+
+  /** The close code once finished (see {@linkcode CloseInfo.code}). */
+  get closeCode(): number | undefined {
+    return this.#closeInfo?.code;
+  }
+
+  /** The close reason once finished. */
+  get closeReason(): string | undefined {
+    return this.#closeInfo?.reason;
+  }
+
+  /** Why the connection ended badly, once finished (see {@linkcode CloseInfo.error}). */
+  get closeError(): Error | undefined {
+    return this.#closeInfo?.error;
+  }
+
+  /**
+   * `WebSocket.CONNECTING` (0), `OPEN` (1), `CLOSING` (2) or `CLOSED` (3).
+   * Reads CLOSED once the connection has finished, even when Deno's socket is
+   * still waiting for a peer that never answered the close.
+   */
+  get readyState(): number {
+    return this.#closeInfo ? WebSocket.CLOSED : this.#socket.readyState;
+  }
+
+  /**
+   * Bytes accepted by {@linkcode Connection.send} but not yet handed to the
+   * kernel, including sends queued while connecting. Deno's own counter is
+   * an i32 that wraps past 2 GiB; this one is read unsigned.
+   */
+  get bufferedAmount(): number {
+    let queued = 0;
+    for (const data of this.#outbox ?? []) queued += sendableLength(data);
+    return (this.#socket.bufferedAmount >>> 0) + queued;
+  }
+
+  /** The URL: the upgrade request's on the server side, the socket's on the client side. */
+  get url(): string {
+    return this.#url;
+  }
+
+  /** The upgrade `Request` (server side only). */
+  get request(): Request | undefined {
+    return this.#request;
+  }
+
+  /** The peer's address (server side only). */
+  get remoteAddr(): Deno.NetAddr | undefined {
+    return this.#remoteAddr;
+  }
+
+  /**
+   * Settles once, when the connection finishes, with how it ended. Never
+   * rejects.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.close(4000, "done"); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * const { code, reason } = await conn.closed;
+   * console.log(code, reason); // 4000 done
+   * ```
+   */
+  get closed(): Promise<CloseInfo> {
+    return this.#closed;
+  }
+
+  /**
+   * Registers one handler.
+   *
+   * @param event One of {@linkcode ConnectionHandlers}' names.
+   * @param handler The handler.
+   * @returns A function that unregisters the handler (safe to call twice).
+   * @throws {TypeError} For an unknown event or a handler that is not a function.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({
+   *   port: 0,
+   *   onListen() {},
+   *   onEstablish(conn) {
+   *     conn.on("message", (conn, _message, unregister) => {
+   *       conn.send("This will only be sent once");
+   *       unregister();
+   *     });
+   *   },
+   * });
+   * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.send("a").send("b");
+   * console.log(`${await conn.nextMessage()}`);
+   * ```
+   */
+  on<K extends ConnectionHandlerName>(
+    event: K,
+    handler: ConnectionHandlers[K],
+  ): Unregister;
+  /**
+   * Registers several handlers at once, given as an object.
+   *
+   * @param handlers Event names mapped to handlers.
+   * @returns The unregister functions, in the object's key order.
+   * @throws {TypeError} For an unknown event or a non-function handler; then
+   * nothing is registered.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi").close(); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.on({
+   *   message: (_conn, data) => console.log(data),
+   *   finish: () => console.log("closed"),
+   * });
+   * await conn.closed;
+   * ```
+   */
+  on(handlers: Partial<ConnectionHandlers>): Unregister[];
+  /**
+   * Registers several handlers as `event, handler` pairs (Plack's
+   * `$conn->on(message => ..., finish => ...)`).
+   *
+   * @param pairs Alternating event names and handlers.
+   * @returns The unregister functions, in order.
+   * @throws {TypeError} For an unknown event, a non-function handler, or an
+   * odd number of arguments; then nothing is registered.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi").close(); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * const [offMessage, offFinish] = conn.on(
+   *   "message", (_conn: unknown, data: unknown) => console.log(data),
+   *   "finish", () => console.log("closed"),
+   * );
+   * await conn.closed;
+   * offMessage?.();
+   * offFinish?.();
+   * ```
+   */
+  on(
+    ...pairs:
+      (ConnectionHandlerName | ConnectionHandlers[ConnectionHandlerName])[]
+  ): Unregister[];
+  on(...args: unknown[]): Unregister | Unregister[] {
+    const pairs: [string, unknown][] = [];
+    if (args.length === 1 && typeof args[0] === "object" && args[0] !== null) {
+      pairs.push(...Object.entries(args[0]));
+    } else {
+      if (args.length === 0 || args.length % 2 !== 0) {
+        throw new TypeError(
+          `Cannot register handlers: expected event/handler pairs, got ${args.length} argument(s)`,
+        );
+      }
+      for (let i = 0; i < args.length; i += 2) {
+        pairs.push([String(args[i]), args[i + 1]]);
+      }
+    }
+    // Validate every pair before registering any, so a typo registers nothing.
+    for (const [event, handler] of pairs) {
+      if (!Object.hasOwn(HANDLER_EVENTS, event)) {
+        throw new TypeError(
+          `Cannot register a handler for "${event}": unknown event (expected one of ${
+            Object.keys(HANDLER_EVENTS).join(", ")
+          })`,
+        );
+      }
+      if (typeof handler !== "function") {
+        throw new TypeError(
+          `Cannot register a handler for "${event}": the handler is ${typeof handler}, not a function`,
+        );
+      }
+    }
+    const unregisters = pairs.map(([event, handler]) =>
+      this.#register(event as ConnectionHandlerName, handler as () => unknown)
+    );
+    return args.length === 2 && typeof args[0] === "string"
+      ? unregisters[0]!
+      : unregisters;
+  }
+
+  /**
+   * Sends a message. A string goes as a text message; an `ArrayBuffer`, any
+   * typed array or `DataView` (just the viewed bytes) or a `Blob` as a binary
+   * message; a {@linkcode Message} by its opcode. Sends made while connecting
+   * are queued and flushed on open. Once the connection is closing or closed,
+   * nothing is sent and nothing is thrown (as in Perl): check
+   * {@linkcode Connection.readyState} or await {@linkcode Connection.closed}
+   * when that matters.
+   *
+   * @param data What to send.
+   * @returns This connection, for chaining.
+   * @throws {TypeError} For a close/ping/pong {@linkcode Message} (the
+   * standard WebSocket API cannot send those) or an unsupported value.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.on("message", (c, d) => c.send(d)); } });
+   * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.send("text").send(new Uint8Array([1, 2, 3]));
+   * console.log((await conn.nextMessage()).isText(), (await conn.nextMessage()).isBinary());
+   * ```
+   */
+  send(data: SendData): this {
+    const payload = toSendable(data);
+    if (this.#closeRequested || this.#closeInfo) return this;
+    const state = this.#socket.readyState;
+    if (state === WebSocket.OPEN) {
+      this.#socket.send(payload);
+    } else if (state === WebSocket.CONNECTING) {
+      (this.#outbox ??= []).push(payload);
+    }
+    return this;
+  }
+
+  /**
+   * Starts the closing handshake. Without a code, the close frame carries no
+   * status and the peer sees 1005 (as with Perl's default). With only a
+   * reason, the code is 1000. Calling it again does nothing. If the peer does
+   * not answer within {@linkcode ConnectionOptions.closeTimeout}, the
+   * connection finishes with 1006 and an error.
+   *
+   * @param code The close code. The server side may send 1000-1003,
+   * 1007-1014 and 3000-4999; the client side 1000 and 3000-4999.
+   * @param reason At most 123 UTF-8 bytes.
+   * @returns This connection (await {@linkcode Connection.closed} for the end).
+   * @throws {RangeError} For a code the side may not send or a reason over
+   * 123 bytes; nothing is sent then.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish() {} });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * const { code, reason } = await conn.close(4000, "bye").closed;
+   * console.log(code, reason); // 4000 bye
+   * ```
+   */
+  close(code?: number, reason?: string): this {
+    if (code !== undefined) checkCloseCode(code, this.#role);
+    if (reason !== undefined) {
+      const bytes = utf8Length(reason);
+      if (bytes > MAX_REASON_BYTES) {
+        throw new RangeError(
+          `Cannot close: the reason is ${bytes} UTF-8 bytes, the limit is ${MAX_REASON_BYTES}`,
+        );
+      }
+      code ??= CLOSE_CODE.NORMAL;
+    }
+    this.#startClose(code, reason);
+    return this;
+  }
+
+  /**
+   * Waits for the next message.
+   *
+   * @param options A signal and/or a timeout in milliseconds.
+   * @returns The next message (or one held since before any consumer existed).
+   * @throws {ConnectionClosedError} If the connection finishes first.
+   * @throws {DOMException} `TimeoutError` after `timeout`; the signal's reason
+   * on abort.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("welcome"); } });
+   * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * console.log(`${await conn.nextMessage({ timeout: 5000 })}`);
+   * ```
+   */
+  nextMessage(options: NextMessageOptions = {}): Promise<Message> {
+    const { signal, timeout } = options;
+    if (this.#closeInfo) {
+      const held = this.#inbox.shift();
+      return held
+        ? Promise.resolve(held)
+        : Promise.reject(new ConnectionClosedError(this.#closeInfo));
+    }
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<Message>((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const settle = () => {
+        this.#waiters.delete(waiter);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+      };
+      const waiter: Waiter = {
+        resolve: (message) => (settle(), resolve(message)),
+        reject: (error) => (settle(), reject(error)),
+      };
+      const onAbort = () => waiter.reject(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      if (timeout !== undefined) {
+        timer = setTimeout(
+          () =>
+            waiter.reject(
+              new DOMException(
+                `No message arrived within ${timeout} ms`,
+                "TimeoutError",
+              ),
+            ),
+          timeout,
+        );
+      }
+      this.#waiters.add(waiter);
+      this.#consumerAdded();
+    });
+  }
+
+  /**
+   * Iterates over every message until the connection finishes: the loop ends
+   * normally after a clean close and throws {@linkcode ConnectionClosedError}
+   * after an abnormal one. Breaking out of the loop stops reading but leaves
+   * the connection open.
+   *
+   * @returns An async iterator of messages.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("a").send("b").close(1000); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * for await (const message of conn) console.log(message.decodedBody());
+   * ```
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    const iterator = new MessageIterator(() => {
+      this.#iterators.delete(iterator);
+      this.#checkConsumers();
+    });
+    if (this.#closeInfo) {
+      for (const message of this.#inbox.splice(0)) iterator.push(message);
+      iterator.end(this.#closeInfo);
+    } else {
+      this.#iterators.add(iterator);
+      this.#consumerAdded();
+    }
+    return iterator;
+  }
+
+  /**
+   * Closes with 1000 (unless already closing) and waits for the connection to
+   * finish, bounded by {@linkcode ConnectionOptions.closeTimeout}; for
+   * `await using`.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish() {} });
+   * {
+   *   await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   *   conn.send("bye");
+   * } // closed with 1000 here
+   * ```
+   */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.#startClose(CLOSE_CODE.NORMAL, undefined);
+    await this.#closed;
+  }
+
+  /**
+   * Registers a callback for each message's decoded text.
+   *
+   * @deprecated Use `on("each_message", (conn, message) => ...)` instead
+   * (AnyEvent::WebSocket::Connection 0.30 deprecated this method).
+   * @param callback Receives the message's decoded text.
+   * @returns This connection.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi").close(); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.onEachMessage((text) => console.log(text));
+   * await conn.closed;
+   * ```
+   */
+  onEachMessage(callback: (text: string) => unknown): this {
+    this.on(
+      "each_message",
+      (_conn, message) => callback(message.decodedBody()),
+    );
+    return this;
+  }
+
+  /**
+   * Registers a callback for the next message's decoded text.
+   *
+   * @deprecated Use `on("next_message", (conn, message) => ...)` instead.
+   * @param callback Receives the message's decoded text.
+   * @returns This connection.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi").close(); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.onNextMessage((text) => console.log(text));
+   * await conn.closed;
+   * ```
+   */
+  onNextMessage(callback: (text: string) => unknown): this {
+    this.on(
+      "next_message",
+      (_conn, message) => callback(message.decodedBody()),
+    );
+    return this;
+  }
+
+  /**
+   * Registers a callback for when the connection finishes.
+   *
+   * @deprecated Use `on("finish", (conn) => ...)` instead.
+   * @param callback Called once, with no arguments.
+   * @returns This connection.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.close(); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.onFinish(() => console.log("closed"));
+   * await conn.closed;
+   * ```
+   */
+  onFinish(callback: () => unknown): this {
+    this.on("finish", () => callback());
+    return this;
+  }
+
+  /**
+   * Adds a DOM listener. A throwing listener does not crash Deno: for
+   * `message` it is treated like a throwing handler (see the class docs).
+   *
+   * @param type `open`, `message`, `error` or `close`.
+   * @param listener The listener.
+   * @param options Standard listener options.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.close(4000, "bye"); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.addEventListener("close", (event) => console.log(event.code, event.reason));
+   * await conn.closed;
+   * ```
+   */
+  override addEventListener<K extends keyof ConnectionEventMap>(
+    type: K,
+    listener: (this: Connection, event: ConnectionEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  /**
+   * Adds a DOM listener for any event type.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options Standard listener options.
+   *
+   * @example
+   * ```ts
+   * import { Connection } from "@anyws/anyws/connection";
+   *
+   * const conn = new Connection(new WebSocket("ws://127.0.0.1:9"), { closeTimeout: 1000 });
+   * conn.addEventListener("custom", () => {});
+   * await conn.closed;
+   * ```
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    if (listener === null) return;
+    const wrapper = this.#wrapperFor(type, listener, options, true)!;
+    if (type === "message") {
+      this.#domMessageListeners.add(wrapper);
+      const forget = () => {
+        this.#domMessageListeners.delete(wrapper);
+        this.#checkConsumers();
+      };
+      if (typeof options === "object" && options.signal) {
+        options.signal.addEventListener("abort", forget, { once: true });
+      }
+      this.#consumerAdded();
+    }
+    super.addEventListener(type, wrapper, options);
+  }
+
+  /**
+   * Removes a DOM listener added with {@linkcode Connection.addEventListener}.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options Standard listener options (`capture` must match).
+   *
+   * @example
+   * ```ts
+   * import { Connection } from "@anyws/anyws/connection";
+   *
+   * const conn = new Connection(new WebSocket("ws://127.0.0.1:9"), { closeTimeout: 1000 });
+   * const listener = () => {};
+   * conn.addEventListener("close", listener);
+   * conn.removeEventListener("close", listener);
+   * await conn.closed;
+   * ```
+   */
+  override removeEventListener<K extends keyof ConnectionEventMap>(
+    type: K,
+    listener: (this: Connection, event: ConnectionEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  /**
+   * Removes a DOM listener for any event type.
+   *
+   * @param type The event type.
+   * @param listener The listener.
+   * @param options Standard listener options.
+   *
+   * @example
+   * ```ts
+   * import { Connection } from "@anyws/anyws/connection";
+   *
+   * const conn = new Connection(new WebSocket("ws://127.0.0.1:9"), { closeTimeout: 1000 });
+   * conn.removeEventListener("custom", () => {});
+   * await conn.closed;
+   * ```
+   */
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  override removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void {
+    if (listener === null) return;
+    const wrapper = this.#wrapperFor(type, listener, options, false);
+    if (!wrapper) return;
+    super.removeEventListener(type, wrapper, options);
+    if (type === "message" && this.#domMessageListeners.delete(wrapper)) {
+      this.#checkConsumers();
+    }
+  }
+
+  // ---- socket events -------------------------------------------------------
+
+  #attach(socket: WebSocket): void {
+    socket.binaryType = "arraybuffer";
+    const signal = this.#detach.signal;
+    socket.addEventListener("open", () => this.#onOpen(), { signal });
+    socket.addEventListener(
+      "message",
+      (event) => this.#onMessage(event.data),
+      { signal },
+    );
+    socket.addEventListener("error", (event) => {
+      this.#socketError ??= (event as ErrorEvent).message || "WebSocket error";
+    }, { signal });
+    socket.addEventListener(
+      "close",
+      (event) => this.#onClose(event),
+      { signal },
+    );
+  }
+
+  #onOpen(): void {
+    if (this.#outbox) {
+      const queued = this.#outbox;
+      this.#outbox = undefined;
+      for (const data of queued) this.#socket.send(data);
+    }
+    this.#holdForThisTask();
+    this.#dispatchDom(new Event("open"));
+  }
+
+  #onMessage(data: unknown): void {
+    let message: Message;
+    if (typeof data === "string") {
+      message = new Message(data);
+    } else if (data instanceof ArrayBuffer) {
+      message = new Message(new Uint8Array(data));
+    } else {
+      // Only possible if someone set socket.binaryType = "blob" behind our back.
+      this.#fail(
+        this.#role === "server" ? 1003 : 4003,
+        "unsupported data",
+        new TypeError(
+          'Cannot read a Blob message: keep socket.binaryType as "arraybuffer"',
+        ),
+      );
+      return;
+    }
+    if (message.byteLength > this.#maxMessageSize) {
+      this.#fail(
+        this.#role === "server" ? CLOSE_CODE.MESSAGE_TOO_BIG : 4009,
+        "message too big",
+        new RangeError(
+          `Received a message of ${message.byteLength} bytes; maxMessageSize is ${this.#maxMessageSize}`,
+        ),
+      );
+      return;
+    }
+    if (!this.#held && this.#inbox.length === 0 && this.#hasConsumers()) {
+      this.#dispatchMessage(message);
+      return;
+    }
+    this.#inbox.push(message);
+    if (this.#inbox.length > this.#maxPendingMessages) {
+      this.#inbox.pop();
+      this.#fail(
+        this.#role === "server" ? CLOSE_CODE.POLICY_VIOLATION : 4008,
+        "too many unread messages",
+        new RangeError(
+          `More than ${this.#maxPendingMessages} messages arrived with nothing reading them (maxPendingMessages)`,
+        ),
+      );
+    }
+  }
+
+  #onClose(event: CloseEvent): void {
+    if (this.#pendingFinish || this.#closeInfo) return; // Deno's second close after an idle timeout
+    // Deno reports abnormal closures as 0; RFC 6455 calls them 1006.
+    const code = event.code === 0 ? CLOSE_CODE.ABNORMAL : event.code;
+    const error = this.#failure ??
+      (event.wasClean && code !== CLOSE_CODE.ABNORMAL ? undefined : new Error(
+        this.#socketError ?? `Connection closed abnormally (code ${code})`,
+      ));
+    if (this.#socketError && !this.#failure) {
+      this.#pendingErrors.push(new Error(this.#socketError));
+    }
+    // A socket that closed before it ever opened was never released.
+    if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
+    this.#finishWhenDelivered({
+      code,
+      reason: event.reason,
+      wasClean: event.wasClean,
+      ...(error ? { error } : {}),
+    });
+  }
+
+  // ---- delivery ------------------------------------------------------------
+
+  /** Dispatches nothing until the current task has ended (see class docs). */
+  #holdForThisTask(): void {
+    this.#held = true;
+    this.#releaseScheduled = true;
+    const token = ++this.#holdToken;
+    setTimeout(() => {
+      if (token !== this.#holdToken) return;
+      this.#releaseScheduled = false;
+      this.#held = false;
+      this.#pump();
+    }, 0);
+  }
+
+  #hasConsumers(): boolean {
+    return this.#messageHandlers.length > 0 || this.#nextHandlers.length > 0 ||
+      this.#waiters.size > 0 || this.#iterators.size > 0 ||
+      this.#domMessageListeners.size > 0;
+  }
+
+  #consumerAdded(): void {
+    if (this.#inbox.length > 0 || this.#pendingFinish) this.#schedulePump();
+  }
+
+  #checkConsumers(): void {
+    if (this.#pendingFinish) this.#schedulePump();
+  }
+
+  // Held messages go to every consumer registered in the same task as the
+  // first, hence a macrotask rather than a microtask.
+  #schedulePump(): void {
+    if (this.#pumpScheduled) return;
+    this.#pumpScheduled = true;
+    setTimeout(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    }, 0);
+  }
+
+  #pump(): void {
+    if (this.#held || this.#closeInfo) return;
+    while (this.#inbox.length > 0 && this.#hasConsumers()) {
+      this.#dispatchMessage(this.#inbox.shift()!);
+    }
+    for (const error of this.#pendingErrors.splice(0)) this.#emitError(error);
+    const info = this.#pendingFinish;
+    if (info) this.#finish(info);
+  }
+
+  #dispatchMessage(message: Message): void {
+    for (const waiter of this.#waiters) waiter.resolve(message);
+    for (const iterator of this.#iterators) iterator.push(message);
+    const next = this.#nextHandlers;
+    this.#nextHandlers = [];
+    const handlers = this.#messageHandlers.slice(); // snapshot: see class docs
+    try {
+      for (const handler of next) handler(this, message);
+      for (const { plack, fn, unregister } of handlers) {
+        if (plack) {
+          (fn as MessageHandler)(
+            this,
+            message.isText() ? message.decodedBody() : message.body,
+            unregister,
+          );
+        } else {
+          (fn as EachMessageHandler)(this, message, unregister);
+        }
+      }
+    } catch (error) {
+      this.#handlerFailed(error);
+      return;
+    }
+    if (this.#domMessageListeners.size > 0) {
+      this.#dispatchDom(new MessageEvent("message", { data: message }));
+    }
+  }
+
+  #handlerFailed(error: unknown): void {
+    this.#fail(
+      this.#role === "server" ? CLOSE_CODE.INTERNAL_ERROR : 4011,
+      "handler error",
+      error instanceof Error ? error : new Error(String(error)),
+    );
+  }
+
+  /** Reports an error, then closes with a code this side may send. */
+  #fail(code: number, reason: string, error: Error): void {
+    if (this.#failure || this.#closeInfo) return;
+    this.#failure = error;
+    if (this.#held) this.#pendingErrors.push(error);
+    else this.#emitError(error);
+    this.#startClose(code, reason);
+  }
+
+  #emitError(error: Error): void {
+    for (const handler of this.#errorHandlers.slice()) {
+      try {
+        handler(this, error.message);
+      } catch (thrown) {
+        reportHandlerError("parse_error", thrown);
+      }
+    }
+    this.#dispatchDom(
+      new ErrorEvent("error", { message: error.message, error }),
+    );
+  }
+
+  #finishWhenDelivered(info: CloseInfo): void {
+    this.#pendingFinish = info;
+    this.#pump();
+  }
+
+  #finish(info: CloseInfo): void {
+    if (this.#closeInfo) return;
+    this.#closeInfo = info;
+    this.#pendingFinish = undefined;
+    clearTimeout(this.#closeTimer);
+    this.#detach.abort();
+    const closedError = new ConnectionClosedError(info);
+    for (const waiter of this.#waiters) waiter.reject(closedError);
+    for (const iterator of this.#iterators) iterator.end(info);
+    this.#iterators.clear();
+    const finishHandlers = this.#finishHandlers;
+    // Drop every registration: nothing can fire again.
+    this.#finishHandlers = [];
+    this.#messageHandlers = [];
+    this.#nextHandlers = [];
+    this.#errorHandlers = [];
+    for (const handler of finishHandlers) {
+      try {
+        handler(this, info.error?.message);
+      } catch (thrown) {
+        reportHandlerError("finish", thrown);
+      }
+    }
+    this.#dispatchDom(
+      new CloseEvent("close", {
+        code: info.code,
+        reason: info.reason,
+        wasClean: info.wasClean,
+      }),
+    );
+    this.#domMessageListeners.clear();
+    this.#closedResolve(info);
+  }
+
+  #startClose(code: number | undefined, reason: string | undefined): void {
+    if (this.#closeRequested || this.#closeInfo) return;
+    this.#closeRequested = true;
+    this.#outbox = undefined;
+    try {
+      this.#socket.close(code, reason);
+    } catch (error) {
+      // Codes and reasons are checked before we get here; this is Deno
+      // refusing for a reason of its own. Finish rather than hang.
+      this.#failure ??= error instanceof Error
+        ? error
+        : new Error(String(error));
+    }
+    this.#closeTimer = setTimeout(() => {
+      this.#finishWhenDelivered({
+        code: CLOSE_CODE.ABNORMAL,
+        reason: "",
+        wasClean: false,
+        error: this.#failure ?? new Error(
+          `The peer did not answer the close within ${this.#closeTimeout} ms`,
+        ),
+      });
+      // Give held messages and pending consumers no chance to keep us alive.
+      this.#held = false;
+      this.#pump();
+    }, this.#closeTimeout);
+  }
+
+  // ---- registration helpers -------------------------------------------------
+
+  #register(
+    event: ConnectionHandlerName,
+    handler: (...args: never[]) => unknown,
+  ): Unregister {
+    if (this.#closeInfo) return () => {};
+    switch (event) {
+      case "message":
+      case "each_message": {
+        const entry: MessageEntry = {
+          plack: event === "message",
+          fn: handler as MessageHandler,
+          unregister: () => {
+            const i = this.#messageHandlers.indexOf(entry);
+            if (i >= 0) this.#messageHandlers.splice(i, 1);
+          },
+        };
+        this.#messageHandlers.push(entry);
+        this.#consumerAdded();
+        return entry.unregister;
+      }
+      case "next_message":
+        this.#nextHandlers.push(handler as NextMessageHandler);
+        this.#consumerAdded();
+        return removeFrom(
+          () => this.#nextHandlers,
+          handler as NextMessageHandler,
+        );
+      case "finish":
+      case "close":
+        this.#finishHandlers.push(handler as FinishHandler);
+        return removeFrom(() => this.#finishHandlers, handler as FinishHandler);
+      case "parse_error":
+      case "error":
+        this.#errorHandlers.push(handler as ParseErrorHandler);
+        return removeFrom(
+          () => this.#errorHandlers,
+          handler as ParseErrorHandler,
+        );
+    }
+  }
+
+  #wrapperFor(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options: boolean | EventListenerOptions | undefined,
+    create: boolean,
+  ): EventListener | undefined {
+    const capture = typeof options === "boolean" ? options : !!options?.capture;
+    const key = `${capture}:${type}`;
+    let byListener = this.#wrappers.get(key);
+    if (!byListener) {
+      if (!create) return undefined;
+      byListener = new WeakMap();
+      this.#wrappers.set(key, byListener);
+    }
+    let wrapper = byListener.get(listener);
+    if (!wrapper && create) {
+      const once = typeof options === "object" &&
+        !!(options as AddEventListenerOptions).once;
+      wrapper = (event: Event) => {
+        if (once && type === "message") {
+          this.#domMessageListeners.delete(wrapper!);
+        }
+        try {
+          if (typeof listener === "function") listener.call(this, event);
+          else listener.handleEvent(event);
+        } catch (error) {
+          event.stopImmediatePropagation();
+          if (type === "message") this.#handlerFailed(error);
+          else reportHandlerError(`${type} listener`, error);
+        }
+      };
+      byListener.set(listener, wrapper);
+    }
+    return wrapper;
+  }
+
+  #dispatchDom(event: Event): void {
+    this.dispatchEvent(event);
+  }
+}
+
+/** The iterator behind `for await (const message of conn)`. */
+class MessageIterator implements AsyncIterableIterator<Message> {
+  #queue: Message[] = [];
+  #waiting: PromiseWithResolvers<IteratorResult<Message>> | undefined;
+  #end: CloseInfo | undefined;
+  #onReturn: () => void;
+
+  constructor(onReturn: () => void) {
+    this.#onReturn = onReturn;
+  }
+
+  push(message: Message): void {
+    if (this.#waiting) {
+      this.#waiting.resolve({ value: message, done: false });
+      this.#waiting = undefined;
+    } else {
+      this.#queue.push(message);
+    }
+  }
+
+  end(info: CloseInfo): void {
+    this.#end = info;
+    if (this.#waiting && this.#queue.length === 0) {
+      const waiting = this.#waiting;
+      this.#waiting = undefined;
+      this.#settleEnd(waiting);
+    }
+  }
+
+  next(): Promise<IteratorResult<Message>> {
+    const message = this.#queue.shift();
+    if (message) return Promise.resolve({ value: message, done: false });
+    const waiting = Promise.withResolvers<IteratorResult<Message>>();
+    if (this.#end) this.#settleEnd(waiting);
+    else this.#waiting = waiting;
+    return waiting.promise;
+  }
+
+  return(): Promise<IteratorResult<Message>> {
+    this.#queue = [];
+    this.#end ??= { code: CLOSE_CODE.NORMAL, reason: "", wasClean: true };
+    this.#onReturn();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    return this;
+  }
+
+  #settleEnd(waiting: PromiseWithResolvers<IteratorResult<Message>>): void {
+    const info = this.#end!;
+    if (info.error) {
+      // Throw once, then behave as a finished iterator.
+      const { error: _thrown, ...rest } = info;
+      this.#end = rest;
+      waiting.reject(new ConnectionClosedError(info));
+    } else {
+      waiting.resolve({ value: undefined, done: true });
+    }
+  }
+}
+
+/**
+ * Checks that `code` is one this side may put on the wire.
+ *
+ * @param code The close code.
+ * @param role Which side sends it.
+ * @throws {RangeError} When the code is not allowed.
+ *
+ * @example
+ * ```ts
+ * import { checkCloseCode } from "@anyws/anyws/connection";
+ * import { assertThrows } from "@std/assert";
+ *
+ * checkCloseCode(1011, "server");
+ * assertThrows(() => checkCloseCode(1011, "client"), RangeError);
+ * ```
+ */
+export function checkCloseCode(code: number, role: Role): void {
+  const ok = Number.isInteger(code) && (
+    code === 1000 || (code >= 3000 && code <= 4999) ||
+    (role === "server" &&
+      ((code >= 1001 && code <= 1003) || (code >= 1007 && code <= 1014)))
+  );
+  if (!ok) {
+    throw new RangeError(
+      `Cannot close with code ${code}: the ${role} side may send ${
+        role === "server"
+          ? "1000-1003, 1007-1014 or 3000-4999"
+          : "1000 or 3000-4999"
+      }`,
+    );
+  }
+}
+
+function positive(name: string, value: number, min = 1): number {
+  if (typeof value !== "number" || Number.isNaN(value) || value < min) {
+    throw new RangeError(
+      `Cannot create a Connection: ${name} must be a number >= ${min}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function removeFrom<T>(list: () => T[], item: T): Unregister {
+  return () => {
+    const items = list();
+    const i = items.indexOf(item);
+    if (i >= 0) items.splice(i, 1);
+  };
+}
+
+function reportHandlerError(where: string, error: unknown): void {
+  console.error(`anyws: a ${where} threw; ignored:`, error);
+}

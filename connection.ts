@@ -237,7 +237,8 @@ const HANDLER_EVENTS: Record<ConnectionHandlerName, true> = {
   error: true,
 };
 
-type Unregister = () => void;
+/** Removes a handler registered with {@linkcode Connection.on}; calling it again does nothing. */
+export type Unregister = () => void;
 interface MessageEntry {
   plack: boolean;
   fn: MessageHandler | EachMessageHandler;

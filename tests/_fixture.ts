@@ -6,7 +6,7 @@
  */
 
 import { deadline } from "@std/async/deadline";
-import { type Server, serve, type ServeOptions } from "../server.ts";
+import { serve, type ServeOptions, type Server } from "../server.ts";
 
 /**
  * The base time unit in milliseconds. Scale every timeout in the tests from
@@ -25,7 +25,9 @@ export async function within<T>(
     return await deadline(promise, units * UNIT_MS);
   } catch (error) {
     if (error instanceof DOMException && error.name === "TimeoutError") {
-      throw new Error(`Timed out after ${units * UNIT_MS} ms waiting for ${what}`);
+      throw new Error(
+        `Timed out after ${units * UNIT_MS} ms waiting for ${what}`,
+      );
     }
     throw error;
   }

@@ -1336,9 +1336,14 @@ export class Connection extends EventTarget {
           if (typeof listener === "function") listener.call(this, event);
           else listener.handleEvent(event);
         } catch (error) {
-          event.stopImmediatePropagation();
-          if (type === "message") this.#handlerFailed(error);
-          else reportHandlerError(`${type} listener`, error);
+          if (type === "message") {
+            // As for a throwing handler: skip the rest of this message's
+            // consumers. Other events still reach every listener.
+            event.stopImmediatePropagation();
+            this.#handlerFailed(error);
+          } else {
+            reportHandlerError(`${type} listener`, error);
+          }
         }
       };
       byListener.set(listener, wrapper);

@@ -1,0 +1,30 @@
+/**
+ * An echo endpoint as a fetch handler, for `deno serve` and Deno Deploy:
+ * WebSocket upgrades echo every message; plain HTTP requests get a short text
+ * answer.
+ *
+ * ```sh
+ * deno serve --allow-net --port "${PORT:-8000}" examples/deploy.ts
+ * deno serve --parallel --allow-net examples/deploy.ts # one worker per core
+ * ```
+ *
+ * `deno serve` prints the address it listens on. It takes the port from
+ * `--port` (0 picks a free one), not from `PORT`.
+ *
+ * @module
+ */
+
+import { createHandler } from "../mod.ts";
+
+export default {
+  fetch: createHandler({
+    onEstablish(conn) {
+      conn.on("message", (conn, message) => conn.send(message));
+    },
+    fallback: () =>
+      new Response(
+        "anyws echo endpoint: connect with a WebSocket client to echo messages.\n",
+        { headers: { "content-type": "text/plain; charset=utf-8" } },
+      ),
+  }),
+} satisfies Deno.ServeDefaultExport;

@@ -1,0 +1,483 @@
+/**
+ * The examples, run as users run them: each is spawned as its own Deno
+ * process with the permissions its documentation gives, on a free port
+ * (`PORT=0` or `--port 0`), and driven over real loopback sockets.
+ *
+ * @module
+ */
+
+import {
+  assert,
+  assertEquals,
+  assertMatch,
+  assertStringIncludes,
+} from "@std/assert";
+import { connect, type Connection } from "../mod.ts";
+import { listen, UNIT_MS, within, wsUrl } from "./_fixture.ts";
+
+const ROOT = new URL("../", import.meta.url);
+// Offline, @std comes from a mirror (JSR_URL) that must stay out of deno.lock
+// (see tools/with_std.ts); the child inherits JSR_URL with the environment.
+const LOCK_ARGS = Deno.env.get("JSR_URL") ? ["--no-lock"] : [];
+// Our examples shut down gracefully on SIGTERM; Windows has no SIGTERM
+// listener, so there the exit status is not checked.
+const GRACEFUL = Deno.build.os !== "windows";
+// A child's start-up includes loading and transpiling the library.
+const START_UNITS = 30;
+
+/** How a spawned example ended. */
+interface Ended {
+  status: Deno.CommandStatus;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * A spawned example. `address` resolves with the first `http(s)://` or
+ * `ws(s)://` host:port it prints (on stdout or stderr), and rejects if it
+ * exits first.
+ */
+class Example implements AsyncDisposable {
+  readonly address: Promise<URL>;
+  readonly #child: Deno.ChildProcess;
+  readonly #drained: Promise<void>;
+  #stdout = "";
+  #stderr = "";
+  #ended: Promise<Ended> | undefined;
+
+  constructor(args: string[], env: Record<string, string> = {}) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args,
+      env,
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const found = Promise.withResolvers<URL>();
+    this.address = found.promise;
+    this.address.catch(() => {}); // reported to whoever awaits it
+    const look = () => {
+      const match = /\b(?:https?|wss?):\/\/[^\s/]+:\d+/.exec(
+        this.#stdout + "\n" + this.#stderr,
+      );
+      if (match) found.resolve(new URL(match[0]));
+    };
+    const drain = async (
+      stream: ReadableStream<Uint8Array>,
+      append: (text: string) => void,
+    ) => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+        append(text);
+        look();
+      }
+    };
+    this.#drained = Promise.all([
+      drain(this.#child.stdout, (text) => this.#stdout += text),
+      drain(this.#child.stderr, (text) => this.#stderr += text),
+    ]).then(() =>
+      found.reject(
+        new Error(
+          `${
+            args.join(" ")
+          } ended without printing its address.\nstdout: ${this.#stdout}\nstderr: ${this.#stderr}`,
+        ),
+      )
+    );
+  }
+
+  /** Waits for the process to exit on its own, and collects its output. */
+  ended(): Promise<Ended> {
+    return this.#ended ??= (async () => {
+      const status = await this.#child.status;
+      await this.#drained;
+      return { status, stdout: this.#stdout, stderr: this.#stderr };
+    })();
+  }
+
+  /** Sends SIGTERM (if still running) and waits for the exit. */
+  stop(): Promise<Ended> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch {
+      // Already exited.
+    }
+    return this.ended();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+function runExample(
+  file: string,
+  permissions: string[],
+  env: Record<string, string> = {},
+  args: string[] = [],
+): Example {
+  return new Example(
+    ["run", ...LOCK_ARGS, ...permissions, `examples/${file}`, ...args],
+    env,
+  );
+}
+
+function echoServer(): Example {
+  return runExample("echo_server.ts", ["--allow-net", "--allow-env=PORT"], {
+    PORT: "0",
+  });
+}
+
+function chatServer(): Example {
+  return runExample("chat_server.ts", [
+    "--allow-net",
+    "--allow-env=PORT",
+    "--allow-read",
+  ], { PORT: "0" });
+}
+
+function client(...args: string[]): Example {
+  return runExample("client.ts", ["--allow-net"], {}, args);
+}
+
+/** A port nothing listens on: bound, then released. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+function wsOf(address: URL, path = "/"): string {
+  return `ws://${address.host}${path}`;
+}
+
+// ---- echo_server.ts ---------------------------------------------------------
+
+Deno.test("echo_server.ts prints a ws:// address for PORT=0 and echoes text and bytes", async () => {
+  await using example = echoServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  assertEquals(address.protocol, "ws:");
+  assert(address.port !== "" && address.port !== "0");
+
+  await using conn = await connect(wsOf(address));
+  conn.send("héllo");
+  const text = await within(conn.nextMessage(), "the text echo");
+  assertEquals([text.isText(), text.decodedBody()], [true, "héllo"]);
+  conn.send(new Uint8Array([0, 1, 255]));
+  const bytes = await within(conn.nextMessage(), "the binary echo");
+  assertEquals([bytes.isBinary(), bytes.body], [
+    true,
+    new Uint8Array([0, 1, 255]),
+  ]);
+});
+
+Deno.test("echo_server.ts closes the connection when it receives quit", async () => {
+  await using example = echoServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  const conn = await connect(wsOf(address));
+  conn.send("quit");
+  const info = await within(conn.closed, "the close");
+  // Plack's close() sends no status code: the peer sees 1005.
+  assertEquals([info.code, info.wasClean, info.error], [1005, true, undefined]);
+});
+
+Deno.test({
+  name:
+    "echo_server.ts closes open connections with 1001 on SIGTERM and exits with 0",
+  ignore: !GRACEFUL,
+  async fn() {
+    await using example = echoServer();
+    const address = await within(example.address, "the address", START_UNITS);
+    const conn = await connect(wsOf(address));
+    conn.send("ping");
+    await within(conn.nextMessage(), "the echo"); // the server side is up
+    const ended = example.stop();
+    const info = await within(conn.closed, "the shutdown close");
+    assertEquals([info.code, info.reason], [1001, "server shutting down"]);
+    const { status } = await within(ended, "the exit");
+    assertEquals(status.code, 0);
+  },
+});
+
+// ---- chat_server.ts ---------------------------------------------------------
+
+interface Said {
+  type: "said";
+  name: string;
+  text: string;
+  at: number;
+}
+
+async function nextJson(conn: Connection, what: string): Promise<unknown> {
+  const message = await within(conn.nextMessage(), what);
+  assert(message.isText(), `${what} should be a text message`);
+  return message.json();
+}
+
+Deno.test("chat_server.ts serves the page with the element ids its script uses", async () => {
+  await using example = chatServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  assertEquals(address.protocol, "http:");
+
+  const response = await fetch(new URL("/", address));
+  assertEquals(response.status, 200);
+  assertEquals(
+    response.headers.get("content-type"),
+    "text/html; charset=utf-8",
+  );
+  const html = await response.text();
+  for (const id of ["name", "text", "send", "log", "status"]) {
+    assertStringIncludes(html, `id="${id}"`);
+  }
+  assertStringIncludes(html, "connecting");
+  // User text must reach the page as text, never as markup.
+  assertStringIncludes(html, "textContent");
+  assert(!html.includes("innerHTML"), "the page must not use innerHTML");
+
+  const missing = await fetch(new URL("/nope", address));
+  assertEquals([missing.status, await missing.text()], [404, "Not Found\n"]);
+  const plain = await fetch(new URL("/ws", address));
+  await plain.body?.cancel();
+  assertEquals(plain.status, 426);
+});
+
+Deno.test("chat_server.ts broadcasts each chat line to every client, verbatim", async () => {
+  await using example = chatServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  await using alice = await connect(wsOf(address, "/ws"));
+  await using bob = await connect(wsOf(address, "/ws"));
+
+  const text = `<img src=x onerror="alert(1)"> & "quotes" ✓`;
+  const before = Date.now();
+  alice.send(JSON.stringify({ type: "say", name: "alice", text }));
+  const toAlice = await nextJson(alice, "alice's copy") as Said;
+  const toBob = await nextJson(bob, "bob's copy") as Said;
+  const after = Date.now();
+
+  assertEquals(toAlice, toBob);
+  assertEquals({ ...toAlice, at: 0 }, {
+    type: "said",
+    name: "alice",
+    text,
+    at: 0,
+  });
+  assert(
+    toAlice.at >= before - UNIT_MS && toAlice.at <= after + UNIT_MS,
+    `"at" should be the server's clock in ms, got ${toAlice.at}`,
+  );
+
+  bob.send(JSON.stringify({ type: "say", name: "bob", text: "hi alice" }));
+  assertEquals(
+    (await nextJson(alice, "bob's line") as Said).text,
+    "hi alice",
+  );
+  assertEquals((await nextJson(bob, "bob's own line") as Said).name, "bob");
+});
+
+Deno.test("chat_server.ts answers bad input with an error to the sender only and stays open", async () => {
+  await using example = chatServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  await using alice = await connect(wsOf(address, "/ws"));
+  await using bob = await connect(wsOf(address, "/ws"));
+
+  const cases: [string | Uint8Array, string][] = [
+    ["[1, 2]", "Cannot chat: expected a JSON object"],
+    ["null", "Cannot chat: expected a JSON object"],
+    [
+      '{"type":"shout","name":"a","text":"b"}',
+      'Cannot chat: unknown message type "shout" (expected "say")',
+    ],
+    [
+      '{"name":"a","text":"b"}',
+      'Cannot chat: unknown message type undefined (expected "say")',
+    ],
+    [
+      '{"type":"say","text":"b"}',
+      'Cannot chat: "name" must be a non-empty string',
+    ],
+    [
+      '{"type":"say","name":"a","text":"   "}',
+      'Cannot chat: "text" must be a non-empty string',
+    ],
+    [
+      '{"type":"say","name":"a","text":42}',
+      'Cannot chat: "text" must be a non-empty string',
+    ],
+    [
+      JSON.stringify({ type: "say", name: "n".repeat(65), text: "b" }),
+      'Cannot chat: "name" is 65 characters long, the limit is 64',
+    ],
+    [
+      JSON.stringify({ type: "say", name: "a", text: "t".repeat(2001) }),
+      'Cannot chat: "text" is 2001 characters long, the limit is 2000',
+    ],
+    [
+      new Uint8Array([123, 125]),
+      "Cannot chat: send JSON text, not binary data",
+    ],
+  ];
+  for (const [sent, expected] of cases) {
+    alice.send(sent);
+    assertEquals(
+      await nextJson(alice, `the error for ${String(sent).slice(0, 40)}`),
+      { type: "error", message: expected },
+    );
+  }
+  alice.send("{not json");
+  const invalid = await nextJson(alice, "the error for bad JSON") as {
+    type: string;
+    message: string;
+  };
+  assertEquals(invalid.type, "error");
+  assertMatch(invalid.message, /^Cannot chat: invalid JSON \(.+\)$/);
+
+  // Still open; and bob got none of alice's errors: his next message is this.
+  alice.send(
+    JSON.stringify({ type: "say", name: "alice", text: "still here" }),
+  );
+  assertEquals(
+    (await nextJson(alice, "alice's line") as Said).text,
+    "still here",
+  );
+  assertEquals((await nextJson(bob, "bob's copy") as Said).text, "still here");
+});
+
+Deno.test("chat_server.ts closes a connection that sends a message over 64 KiB with 1009", async () => {
+  await using example = chatServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  const conn = await connect(wsOf(address, "/ws"));
+  conn.send("x".repeat(64 * 1024 + 1));
+  const info = await within(conn.closed, "the close");
+  assertEquals([info.code, info.reason], [1009, "message too big"]);
+});
+
+Deno.test({
+  name:
+    "chat_server.ts closes open connections with 1001 on SIGTERM and exits with 0",
+  ignore: !GRACEFUL,
+  async fn() {
+    await using example = chatServer();
+    const address = await within(example.address, "the address", START_UNITS);
+    const conn = await connect(wsOf(address, "/ws"));
+    conn.send(JSON.stringify({ type: "say", name: "a", text: "b" }));
+    await nextJson(conn, "the broadcast"); // the server side is up
+    const ended = example.stop();
+    const info = await within(conn.closed, "the shutdown close");
+    assertEquals([info.code, info.reason], [1001, "server shutting down"]);
+    assertEquals((await within(ended, "the exit")).status.code, 0);
+  },
+});
+
+// ---- client.ts --------------------------------------------------------------
+
+/** An in-process echo server ("quit" closes) that records how connections ended. */
+function recordingEchoServer() {
+  const closes: Promise<{ code: number; reason: string }>[] = [];
+  const server = listen({
+    onEstablish(conn) {
+      closes.push(conn.closed);
+      conn.on("message", (conn, message) => {
+        if (message === "quit") conn.close(1000, "bye");
+        else conn.send(message);
+      });
+    },
+  });
+  return { server, closes };
+}
+
+Deno.test("client.ts sends each argument, prints each reply and closes with 1000", async () => {
+  const { server, closes } = recordingEchoServer();
+  await using _server = server;
+  await using run = client(wsUrl(server), "one", "twø");
+  const { status, stdout, stderr } = await within(
+    run.ended(),
+    "the client's exit",
+    START_UNITS,
+  );
+  assertEquals(status.code, 0, stderr);
+  assertEquals(stdout, "one\ntwø\n");
+  assertStringIncludes(stderr, `client: connected to ${wsUrl(server)}`);
+  assertEquals(closes.length, 1);
+  const info = await within(closes[0]!, "the server-side close");
+  assertEquals(info.code, 1000);
+});
+
+Deno.test("client.ts sends one default line when given only a URL", async () => {
+  const { server } = recordingEchoServer();
+  await using _server = server;
+  await using run = client(wsUrl(server));
+  const { status, stdout } = await within(
+    run.ended(),
+    "the client's exit",
+    START_UNITS,
+  );
+  assertEquals([status.code, stdout], [0, "hello from anyws\n"]);
+});
+
+Deno.test("client.ts exits with 0 when the server closes cleanly after quit", async () => {
+  const { server } = recordingEchoServer();
+  await using _server = server;
+  await using run = client(wsUrl(server), "a", "quit", "never sent");
+  const { status, stdout, stderr } = await within(
+    run.ended(),
+    "the client's exit",
+    START_UNITS,
+  );
+  assertEquals([status.code, stdout], [0, "a\n"]);
+  assertStringIncludes(
+    stderr,
+    'client: the server closed the connection (Connection closed with code 1000 "bye")',
+  );
+});
+
+Deno.test("client.ts exits with 1 and says why when nothing listens", async () => {
+  const url = `ws://127.0.0.1:${freePort()}/`;
+  await using run = client(url, "hello");
+  const { status, stdout, stderr } = await within(
+    run.ended(),
+    "the client's exit",
+    START_UNITS,
+  );
+  assertEquals([status.code, stdout], [1, ""]);
+  assertStringIncludes(stderr, `client: unable to connect to ${url}: `);
+});
+
+Deno.test("client.ts exits with 1 for a URL that is not a WebSocket URL", async () => {
+  await using run = client("ftp://example.com/", "hello");
+  const { status, stdout, stderr } = await within(
+    run.ended(),
+    "the client's exit",
+    START_UNITS,
+  );
+  assertEquals([status.code, stdout], [1, ""]);
+  assertEquals(stderr, "client: URI is not a websocket: ftp://example.com/\n");
+});
+
+// ---- deploy.ts --------------------------------------------------------------
+
+Deno.test("deploy.ts under deno serve echoes over WebSocket and answers plain HTTP", async () => {
+  await using example = new Example([
+    "serve",
+    ...LOCK_ARGS,
+    "--allow-net",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "examples/deploy.ts",
+  ]);
+  const address = await within(example.address, "the address", START_UNITS);
+  assertEquals(address.protocol, "http:");
+
+  const response = await fetch(address);
+  assertEquals(response.status, 200);
+  assertStringIncludes(await response.text(), "anyws echo endpoint");
+
+  await using conn = await connect(wsOf(address, "/any/path"));
+  conn.send("over deploy");
+  assertEquals(
+    (await within(conn.nextMessage(), "the echo")).decodedBody(),
+    "over deploy",
+  );
+});

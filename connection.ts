@@ -32,6 +32,7 @@ import {
   toSendable,
   utf8Length,
 } from "./message.ts";
+import type { PublishData, Topics } from "./topics.ts";
 
 /** Which end of the socket a {@linkcode Connection} is. */
 export type Role = "server" | "client";
@@ -151,6 +152,14 @@ export interface ConnectionOptions {
    * @default {5000}
    */
   closeTimeout?: number | undefined;
+  /**
+   * The topic registry {@linkcode Connection.subscribe} and
+   * {@linkcode Connection.publish} use. `serve()` and `createHandler()` give
+   * their connections theirs.
+   *
+   * @default {undefined} (the topic methods throw)
+   */
+  topics?: Topics | undefined;
 }
 
 /** Called by `on("message")` (Plack): text as a string, binary as bytes. */
@@ -317,6 +326,7 @@ export class Connection extends EventTarget {
   readonly #maxMessageSize: number;
   readonly #maxPendingMessages: number;
   readonly #closeTimeout: number;
+  readonly #topics: Topics | undefined;
 
   // Registrations made through on().
   #nextHandlers: NextMessageHandler[] = [];
@@ -404,6 +414,7 @@ export class Connection extends EventTarget {
       options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
       0,
     );
+    this.#topics = options.topics;
     this.#closed = new Promise((resolve) => this.#closedResolve = resolve);
     this.#attach(socket);
     if (socket.readyState === WebSocket.OPEN) this.#holdForThisTask();
@@ -765,8 +776,14 @@ export class Connection extends EventTarget {
    * ```
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
-    const iterator = new MessageIterator(() => {
+    const iterator = new MessageIterator((unread) => {
       this.#iterators.delete(iterator);
+      // Messages this iterator took but never yielded (the loop broke early)
+      // are read by the next consumer, unless another one already saw them.
+      if (unread.length > 0 && !this.#hasConsumers()) {
+        this.#inbox.unshift(...unread);
+        this.#consumerAdded();
+      }
       this.#checkConsumers();
     });
     if (this.#closeInfo) {
@@ -777,6 +794,109 @@ export class Connection extends EventTarget {
       this.#consumerAdded();
     }
     return iterator;
+  }
+
+  // ---- topics (see topics.ts) ---------------------------------------------
+
+  /**
+   * Joins `topic`: every publish to it, from this process or (through the
+   * server's broker) another, is sent to this connection. The connection
+   * leaves all its topics when it finishes.
+   *
+   * @param topic A non-empty string.
+   * @returns Settles once publishes from other processes reach this
+   * connection; local ones do at once. Rejects if the broker failed to
+   * subscribe (an unawaited rejection crashes nothing).
+   * @throws {TypeError} If the connection has no topic registry (client side,
+   * or `upgrade()` without `topics`), or `topic` is not a non-empty string.
+   *
+   * @example A room
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({
+   *   port: 0,
+   *   onListen() {},
+   *   async onEstablish(conn) {
+   *     await conn.subscribe("room");
+   *     conn.on("message", (conn, data) => conn.publish("room", data));
+   *   },
+   * });
+   * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * ```
+   */
+  subscribe(topic: string): Promise<void> {
+    return this.#registry("subscribe to", topic).subscribe(this, topic);
+  }
+
+  /**
+   * Leaves `topic`; does nothing if not subscribed.
+   *
+   * @param topic The topic.
+   * @returns Settles once the broker has been told (when this was the last
+   * local subscriber). Never rejects.
+   * @throws {TypeError} If the connection has no topic registry, or `topic`
+   * is not a non-empty string.
+   *
+   * @example
+   * ```ts
+   * import { serve } from "@anyws/anyws";
+   *
+   * await using server = serve({
+   *   port: 0,
+   *   onListen() {},
+   *   async onEstablish(conn) {
+   *     await conn.subscribe("room");
+   *     await conn.unsubscribe("room");
+   *   },
+   * });
+   * ```
+   */
+  unsubscribe(topic: string): Promise<void> {
+    return this.#registry("unsubscribe from", topic).unsubscribe(this, topic);
+  }
+
+  /** The topics this connection subscribes to (a snapshot; empty without a registry). */
+  get topics(): ReadonlySet<string> {
+    return this.#topics?.topicsOf(this) ?? new Set();
+  }
+
+  /**
+   * Sends `data` to every other subscriber of `topic` (not to this
+   * connection), in this process and, through the broker, in others. This
+   * connection need not be subscribed. Text stays text, binary stays binary.
+   *
+   * @param topic A non-empty string.
+   * @param data A string, binary data (not a `Blob`) or a text/binary
+   * {@linkcode Message}.
+   * @returns Settles once the broker has the message; rejects if the broker
+   * could not send it (local subscribers got it anyway; an unawaited
+   * rejection crashes nothing).
+   * @throws {TypeError} If the connection has no topic registry, for a bad
+   * topic, or for data that cannot be published.
+   *
+   * @example
+   * ```ts
+   * import { serve } from "@anyws/anyws";
+   *
+   * await using server = serve({
+   *   port: 0,
+   *   onListen() {},
+   *   onEstablish(conn) {
+   *     conn.on("message", (conn, data) => conn.publish("room", data));
+   *   },
+   * });
+   * ```
+   */
+  publish(topic: string, data: PublishData): Promise<void> {
+    return this.#registry("publish to", topic).publish(topic, data, this);
+  }
+
+  #registry(what: string, topic: string): Topics {
+    if (this.#topics) return this.#topics;
+    throw new TypeError(
+      `Cannot ${what} "${topic}": this ${this.#role}-side connection has no topic registry (connections from serve() and createHandler() have one; pass the topics option to upgrade() or new Connection())`,
+    );
   }
 
   /**
@@ -1361,9 +1481,9 @@ class MessageIterator implements AsyncIterableIterator<Message> {
   #queue: Message[] = [];
   #waiting: PromiseWithResolvers<IteratorResult<Message>> | undefined;
   #end: CloseInfo | undefined;
-  #onReturn: () => void;
+  #onReturn: (unread: Message[]) => void;
 
-  constructor(onReturn: () => void) {
+  constructor(onReturn: (unread: Message[]) => void) {
     this.#onReturn = onReturn;
   }
 
@@ -1395,9 +1515,10 @@ class MessageIterator implements AsyncIterableIterator<Message> {
   }
 
   return(): Promise<IteratorResult<Message>> {
+    const unread = this.#queue;
     this.#queue = [];
     this.#end ??= { code: CLOSE_CODE.NORMAL, reason: "", wasClean: true };
-    this.#onReturn();
+    this.#onReturn(unread);
     return Promise.resolve({ value: undefined, done: true });
   }
 

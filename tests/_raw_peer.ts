@@ -99,6 +99,16 @@ export class RawPeer implements AsyncDisposable {
     this.conn = conn;
   }
 
+  /**
+   * Wraps a connection accepted from a `Deno.listen` listener, to play the
+   * server: read the handshake with {@linkcode RawPeer.readResponse} (its
+   * `headers`; `status` is NaN for a request line) and send frames with
+   * `mask: false`.
+   */
+  static accepted(conn: Deno.TcpConn): RawPeer {
+    return new RawPeer(conn);
+  }
+
   /** Opens a TCP connection to `port` on loopback. */
   static async connect(port: number, hostname = "127.0.0.1"): Promise<RawPeer> {
     return new RawPeer(await Deno.connect({ port, hostname }));

@@ -32,6 +32,15 @@ import {
   toSendable,
   utf8Length,
 } from "./message.ts";
+import {
+  ReconnectEvent,
+  type ReconnectInfo,
+  ReconnectingEvent,
+  type ReconnectingInfo,
+  type Reconnector,
+  type ReconnectStats,
+} from "./reconnect.ts";
+import { deadline } from "@std/async/deadline";
 import type { PublishData, Topics } from "./topics.ts";
 
 /** Which end of the socket a {@linkcode Connection} is. */
@@ -153,6 +162,15 @@ export interface ConnectionOptions {
    */
   closeTimeout?: number | undefined;
   /**
+   * Makes the connection survive the loss of its socket (client side):
+   * instead of finishing, it asks the {@linkcode Reconnector} for a new
+   * socket and queues sends meanwhile. `connect(url, { reconnect })` sets
+   * this; see {@linkcode ReconnectOptions}.
+   *
+   * @default {undefined} (a lost socket finishes the connection)
+   */
+  reconnect?: Reconnector | undefined;
+  /**
    * The topic registry {@linkcode Connection.subscribe} and
    * {@linkcode Connection.publish} use. `serve()` and `createHandler()` give
    * their connections theirs.
@@ -186,6 +204,25 @@ export type NextMessageHandler = (
 export type FinishHandler = (conn: Connection, error?: string) => unknown;
 /** Called by `on("parse_error")`/`on("error")` with the error's text. */
 export type ParseErrorHandler = (conn: Connection, error: string) => unknown;
+/**
+ * Called by `on("reconnecting")` before each wait to reconnect. A throw is
+ * logged and ignored.
+ */
+export type ReconnectingHandler = (
+  conn: Connection,
+  info: ReconnectingInfo,
+) => unknown;
+/**
+ * Called by `on("reconnect")` once a new socket is open, before the queued
+ * messages are sent: sends made here go first (re-authenticate, re-subscribe).
+ * When it returns a promise, the queue waits for it (at most
+ * {@linkcode ReconnectOptions.hookTimeout}); a throw or a rejection closes
+ * the connection with 4011, for good.
+ */
+export type ReconnectHandler = (
+  conn: Connection,
+  info: ReconnectInfo,
+) => unknown;
 
 /** The events {@linkcode Connection.on} accepts, with their handler types. */
 export interface ConnectionHandlers {
@@ -203,6 +240,10 @@ export interface ConnectionHandlers {
   parse_error: ParseErrorHandler;
   /** Alias of `parse_error`. */
   error: ParseErrorHandler;
+  /** A reconnecting connection lost its socket or an attempt failed, and waits. */
+  reconnecting: ReconnectingHandler;
+  /** A reconnecting connection has a new socket; the queue is sent next. */
+  reconnect: ReconnectHandler;
 }
 
 /** An event name accepted by {@linkcode Connection.on}. */
@@ -218,6 +259,10 @@ export interface ConnectionEventMap {
   error: ErrorEvent;
   /** The connection finished; fires once, with the code as anyws reports it. */
   close: CloseEvent;
+  /** A reconnecting connection waits to reconnect. */
+  reconnecting: ReconnectingEvent;
+  /** A reconnecting connection has a new socket; see {@linkcode ReconnectEvent.waitUntil}. */
+  reconnect: ReconnectEvent;
 }
 
 /** Options for {@linkcode Connection.nextMessage}. */
@@ -244,6 +289,8 @@ const HANDLER_EVENTS: Record<ConnectionHandlerName, true> = {
   close: true,
   parse_error: true,
   error: true,
+  reconnecting: true,
+  reconnect: true,
 };
 
 /** Removes a handler registered with {@linkcode Connection.on}; calling it again does nothing. */
@@ -333,6 +380,8 @@ export class Connection extends EventTarget {
   #messageHandlers: MessageEntry[] = [];
   #finishHandlers: FinishHandler[] = [];
   #errorHandlers: ParseErrorHandler[] = [];
+  #reconnectingHandlers: ReconnectingHandler[] = [];
+  #reconnectHandlers: ReconnectHandler[] = [];
   // Pull-style consumers.
   #waiters = new Set<Waiter>();
   #iterators = new Set<MessageIterator>();
@@ -359,6 +408,11 @@ export class Connection extends EventTarget {
   #failure: Error | undefined;
   #socketError: string | undefined;
   #detach = new AbortController();
+
+  // Reconnection (see reconnect.ts): set while waiting for a new socket.
+  readonly #reconnector: Reconnector | undefined;
+  #reconnecting: AbortController | undefined;
+  #socketGeneration = 0;
 
   /**
    * Wraps a standard `WebSocket` in the CONNECTING or OPEN state. Client
@@ -415,6 +469,7 @@ export class Connection extends EventTarget {
       0,
     );
     this.#topics = options.topics;
+    this.#reconnector = options.reconnect;
     this.#closed = new Promise((resolve) => this.#closedResolve = resolve);
     this.#attach(socket);
     if (socket.readyState === WebSocket.OPEN) this.#holdForThisTask();
@@ -458,21 +513,32 @@ export class Connection extends EventTarget {
   /**
    * `WebSocket.CONNECTING` (0), `OPEN` (1), `CLOSING` (2) or `CLOSED` (3).
    * Reads CLOSED once the connection has finished, even when Deno's socket is
-   * still waiting for a peer that never answered the close.
+   * still waiting for a peer that never answered the close, and CONNECTING
+   * while a reconnecting connection waits for a new socket.
    */
   get readyState(): number {
-    return this.#closeInfo ? WebSocket.CLOSED : this.#socket.readyState;
+    if (this.#closeInfo) return WebSocket.CLOSED;
+    return this.#reconnecting ? WebSocket.CONNECTING : this.#socket.readyState;
   }
 
   /**
    * Bytes accepted by {@linkcode Connection.send} but not yet handed to the
-   * kernel, including sends queued while connecting. Deno's own counter is
+   * kernel, including sends queued while connecting or reconnecting. Deno's own counter is
    * an i32 that wraps past 2 GiB; this one is read unsigned.
    */
   get bufferedAmount(): number {
     let queued = 0;
     for (const data of this.#outbox ?? []) queued += sendableLength(data);
+    queued += this.#reconnector?.stats.queuedBytes ?? 0;
     return (this.#socket.bufferedAmount >>> 0) + queued;
+  }
+
+  /**
+   * The reconnection counters (queue, drops, reconnections), or `undefined`
+   * for a connection that does not reconnect.
+   */
+  get reconnectStats(): ReconnectStats | undefined {
+    return this.#reconnector?.stats;
   }
 
   /** The URL: the upgrade request's on the server side, the socket's on the client side. */
@@ -639,6 +705,9 @@ export class Connection extends EventTarget {
    * @returns This connection, for chaining.
    * @throws {TypeError} For a close/ping/pong {@linkcode Message} (the
    * standard WebSocket API cannot send those) or an unsupported value.
+   * @throws {QueueOverflowError} On a reconnecting connection, when a send
+   * made while disconnected does not fit in the queue (see
+   * {@linkcode ReconnectOptions.overflow}).
    *
    * @example
    * ```ts
@@ -658,6 +727,9 @@ export class Connection extends EventTarget {
       this.#socket.send(payload);
     } else if (state === WebSocket.CONNECTING) {
       (this.#outbox ??= []).push(payload);
+    } else if (this.#reconnector) {
+      // The socket is lost or being replaced: queue (bounded; may throw).
+      this.#reconnector.enqueue(payload);
     }
     return this;
   }
@@ -1199,6 +1271,15 @@ export class Connection extends EventTarget {
       (event.wasClean && code !== CLOSE_CODE.ABNORMAL ? undefined : new Error(
         this.#socketError ?? `Connection closed abnormally (code ${code})`,
       ));
+    if (this.#reconnector && !this.#closeRequested && !this.#failure) {
+      this.#lost({
+        code,
+        reason: event.reason,
+        wasClean: event.wasClean,
+        ...(error ? { error } : {}),
+      });
+      return;
+    }
     if (this.#socketError && !this.#failure) {
       this.#pendingErrors.push(new Error(this.#socketError));
     }
@@ -1209,6 +1290,106 @@ export class Connection extends EventTarget {
       reason: event.reason,
       wasClean: event.wasClean,
       ...(error ? { error } : {}),
+    });
+  }
+
+  // ---- reconnection (policy, backoff and queue: reconnect.ts) ---------------
+
+  /** The socket was lost without this side asking: reconnect, or finish. */
+  #lost(info: CloseInfo): void {
+    this.#detach.abort(); // nothing more from the old socket
+    this.#socketError = undefined;
+    this.#socketGeneration++;
+    const abort = new AbortController();
+    this.#reconnecting = abort;
+    this.#reconnector!.reopen(info, new ConnectionClosedError(info), {
+      reconnecting: (next) => this.#emitReconnecting(next),
+      adopt: (socket, attempt) => this.#adopt(socket, attempt),
+    }, abort.signal).then((end) => {
+      if (!end || this.#reconnecting !== abort) return;
+      this.#reconnecting = undefined;
+      if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
+      this.#finishWhenDelivered(end);
+    });
+  }
+
+  #emitReconnecting(info: ReconnectingInfo): void {
+    for (const handler of this.#reconnectingHandlers.slice()) {
+      try {
+        handler(this, info);
+      } catch (thrown) {
+        reportHandlerError("reconnecting handler", thrown);
+      }
+    }
+    this.#dispatchDom(new ReconnectingEvent(info));
+  }
+
+  /** Called inside the new socket's open event: swap it in, run the hooks, flush. */
+  #adopt(socket: WebSocket, attempt: number): void {
+    this.#reconnecting = undefined;
+    this.#socket = socket;
+    this.#detach = new AbortController();
+    this.#attach(socket);
+    // A connection whose first socket never opened was never released.
+    if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
+    const generation = ++this.#socketGeneration;
+    const { queuedMessages, droppedMessages } = this.#reconnector!.stats;
+    const info = { attempt, queuedMessages, droppedMessages };
+    const waits: Promise<unknown>[] = [];
+    try {
+      for (const handler of this.#reconnectHandlers.slice()) {
+        const result = handler(this, info);
+        if (result instanceof Promise) waits.push(result);
+      }
+    } catch (error) {
+      this.#handlerFailed(error);
+      return;
+    }
+    const event = new ReconnectEvent(info);
+    this.#dispatchDom(event);
+    waits.push(...event.pending());
+    if (this.#closeRequested) return; // a listener threw or closed
+    if (waits.length === 0) {
+      this.#flushQueued();
+      return;
+    }
+    const { hookTimeout } = this.#reconnector!.policy;
+    deadline(Promise.all(waits), hookTimeout).then(() => {
+      if (generation === this.#socketGeneration) this.#flushQueued();
+    }, (error) => {
+      if (generation !== this.#socketGeneration) return;
+      this.#handlerFailed(
+        error instanceof DOMException && error.name === "TimeoutError"
+          ? new Error(
+            `The reconnect handlers did not settle within ${hookTimeout} ms (hookTimeout)`,
+          )
+          : error,
+      );
+    });
+  }
+
+  /** Sends what was queued while disconnected, oldest first. */
+  #flushQueued(): void {
+    if (this.#closeRequested || this.#socket.readyState !== WebSocket.OPEN) {
+      return; // lost again: the queue waits for the next socket
+    }
+    const outbox = this.#outbox ?? [];
+    this.#outbox = undefined;
+    for (const data of outbox) this.#socket.send(data);
+    for (const data of this.#reconnector!.drain()) this.#socket.send(data);
+  }
+
+  /** close() while waiting for a new socket: stop and finish now. */
+  #stopReconnecting(code: number | undefined, reason: string | undefined) {
+    this.#reconnecting!.abort();
+    this.#reconnecting = undefined;
+    this.#socketGeneration++;
+    if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
+    this.#finishWhenDelivered({
+      code: code ?? CLOSE_CODE.NO_STATUS,
+      reason: reason ?? "",
+      wasClean: !this.#failure,
+      ...(this.#failure ? { error: this.#failure } : {}),
     });
   }
 
@@ -1341,6 +1522,8 @@ export class Connection extends EventTarget {
     this.#messageHandlers = [];
     this.#nextHandlers = [];
     this.#errorHandlers = [];
+    this.#reconnectingHandlers = [];
+    this.#reconnectHandlers = [];
     for (const handler of finishHandlers) {
       try {
         handler(this, info.error?.message);
@@ -1363,6 +1546,10 @@ export class Connection extends EventTarget {
     if (this.#closeRequested || this.#closeInfo) return;
     this.#closeRequested = true;
     this.#outbox = undefined;
+    if (this.#reconnecting) {
+      this.#stopReconnecting(code, reason);
+      return;
+    }
     try {
       this.#socket.close(code, reason);
     } catch (error) {
@@ -1427,6 +1614,18 @@ export class Connection extends EventTarget {
           () => this.#errorHandlers,
           handler as ParseErrorHandler,
         );
+      case "reconnecting":
+        this.#reconnectingHandlers.push(handler as ReconnectingHandler);
+        return removeFrom(
+          () => this.#reconnectingHandlers,
+          handler as ReconnectingHandler,
+        );
+      case "reconnect":
+        this.#reconnectHandlers.push(handler as ReconnectHandler);
+        return removeFrom(
+          () => this.#reconnectHandlers,
+          handler as ReconnectHandler,
+        );
     }
   }
 
@@ -1460,6 +1659,9 @@ export class Connection extends EventTarget {
             // As for a throwing handler: skip the rest of this message's
             // consumers. Other events still reach every listener.
             event.stopImmediatePropagation();
+            this.#handlerFailed(error);
+          } else if (type === "reconnect") {
+            // As for a throwing on("reconnect") handler.
             this.#handlerFailed(error);
           } else {
             reportHandlerError(`${type} listener`, error);

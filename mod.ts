@@ -42,3 +42,5 @@ export * from "./message.ts";
 export * from "./connection.ts";
 export * from "./server.ts";
 export * from "./client.ts";
+export * from "./reconnect.ts";
+export * from "./topics.ts";

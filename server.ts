@@ -22,6 +22,7 @@
 
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { CLOSE_CODE, type SendData, toSendable } from "./message.ts";
+import { type Broker, type PublishData, Topics } from "./topics.ts";
 
 /** Chooses a subprotocol from the ones the client offered, or none. */
 export type ProtocolChooser = (
@@ -33,7 +34,7 @@ export type ProtocolChooser = (
 export interface UpgradeOptions extends
   Pick<
     ConnectionOptions,
-    "maxMessageSize" | "maxPendingMessages" | "closeTimeout"
+    "maxMessageSize" | "maxPendingMessages" | "closeTimeout" | "topics"
   > {
   /**
    * Subprotocols this server speaks, in order of preference, or a function
@@ -59,6 +60,17 @@ export type UpgradeResult =
 
 /** Options for {@linkcode createHandler}. */
 export interface HandlerOptions extends UpgradeOptions {
+  /**
+   * Carries topic publishes beyond this process (see topics.ts): a
+   * `BroadcastChannelBroker` for `deno serve --parallel` workers, a
+   * `RedisBroker` (`@anyws/anyws/redis`) for several processes or machines.
+   * The handler's registry owns it: `Server.shutdown()` closes it (a
+   * `createHandler()` handler never closes it). Give `broker` or `topics`,
+   * not both.
+   *
+   * @default {new MemoryBroker()} (this process only)
+   */
+  broker?: Broker | undefined;
   /**
    * Called with each established connection (Plack `on_establish`), once the
    * socket is open. Register handlers right away: nothing is dispatched
@@ -306,6 +318,7 @@ export function upgrade(
     maxMessageSize: options.maxMessageSize,
     maxPendingMessages: options.maxPendingMessages,
     closeTimeout: options.closeTimeout,
+    topics: options.topics,
   });
   return { response: upgraded.response, connection };
 }
@@ -384,6 +397,8 @@ export class Server implements AsyncDisposable {
   #http: Deno.HttpServer<Deno.NetAddr>;
   #connections = new Set<Connection>();
   #shutdown: Promise<void> | undefined;
+  readonly #topics: Topics;
+  readonly #ownsTopics: boolean;
 
   /**
    * Starts the server; prefer {@linkcode serve}.
@@ -399,7 +414,10 @@ export class Server implements AsyncDisposable {
    * ```
    */
   constructor(options: ServeOptions) {
-    const handler = buildHandler(options, (conn) => {
+    this.#topics = handlerTopics(options);
+    this.#ownsTopics = options.topics === undefined;
+    const withTopics = { ...options, topics: this.#topics, broker: undefined };
+    const handler = buildHandler(withTopics, (conn) => {
       this.#connections.add(conn);
       conn.closed.then(() => this.#connections.delete(conn));
     });
@@ -464,6 +482,60 @@ export class Server implements AsyncDisposable {
     }
     return sent;
   }
+  /**
+   * The topic registry of this server's connections (given as the `topics`
+   * option, or made over the `broker` option).
+   */
+  get topics(): Topics {
+    return this.#topics;
+  }
+
+  /**
+   * Sends a message to every subscriber of `topic`: this server's at once,
+   * other processes' through the broker. The data is normalised once; text
+   * stays text, binary stays binary.
+   *
+   * @param topic A non-empty string.
+   * @param data A string, binary data (not a `Blob`) or a text/binary
+   * `Message`.
+   * @returns Settles once the broker has the message; rejects if the broker
+   * could not send it (an unawaited rejection crashes nothing).
+   * @throws {TypeError} For a bad topic or data that cannot be published.
+   *
+   * @example
+   * ```ts
+   * import { serve } from "@anyws/anyws/server";
+   *
+   * await using server = serve({
+   *   port: 0,
+   *   onListen() {},
+   *   onEstablish: (conn) => conn.subscribe("news"),
+   * });
+   * await server.publish("news", "hello");
+   * ```
+   */
+  publish(topic: string, data: PublishData): Promise<void> {
+    return this.#topics.publish(topic, data);
+  }
+
+  /**
+   * How many of this server's connections subscribe to `topic` (other
+   * processes' subscribers are not counted).
+   *
+   * @param topic The topic.
+   * @returns The number of local subscribers.
+   *
+   * @example
+   * ```ts
+   * import { serve } from "@anyws/anyws/server";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish() {} });
+   * console.log(server.subscriberCount("news")); // 0
+   * ```
+   */
+  subscriberCount(topic: string): number {
+    return this.#topics.subscriberCount(topic);
+  }
 
   /**
    * Stops accepting, closes every connection with 1001 "server shutting
@@ -514,6 +586,7 @@ export class Server implements AsyncDisposable {
     ]);
     clearTimeout(timer);
     await this.#http.shutdown();
+    if (this.#ownsTopics) await this.#topics.close();
   }
 }
 
@@ -527,6 +600,7 @@ function buildHandler(
     );
   }
   const { onEstablish, onError, path, fallback } = options;
+  const upgradeOptions = { ...options, topics: handlerTopics(options) };
   const answerError = async (request: Request, error: HandshakeError) => {
     if (!onError) return error.toResponse();
     try {
@@ -550,7 +624,7 @@ function buildHandler(
             : new HandshakeError(426, "Not a WebSocket upgrade request"),
         );
       }
-      const result = upgrade(request, options, info);
+      const result = upgrade(request, upgradeOptions, info);
       if (result.error) return await answerError(request, result.error);
       const conn = result.connection;
       track?.(conn);
@@ -565,6 +639,16 @@ function buildHandler(
       return new HandshakeError(500, "handler failed").toResponse();
     }
   };
+}
+
+/** The handler's topic registry: the one given, or a new one over `broker`. */
+function handlerTopics(options: HandlerOptions): Topics {
+  if (options.topics && options.broker) {
+    throw new TypeError(
+      "Cannot create a WebSocket handler: give either broker or topics, not both (a topic registry has its own broker)",
+    );
+  }
+  return options.topics ?? new Topics({ broker: options.broker });
 }
 
 function establish(

@@ -19,6 +19,7 @@
 
 import { deadline } from "@std/async/deadline";
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
 
 /** Options for {@linkcode connect} and {@linkcode Client}. */
 export interface ConnectOptions extends
@@ -45,6 +46,16 @@ export interface ConnectOptions extends
   timeout?: number;
   /** Aborts the attempt: `connect()` rejects with a {@linkcode ConnectError}. */
   signal?: AbortSignal;
+  /**
+   * Reconnect after the connection is lost, keeping the same
+   * {@linkcode Connection}: `true` for the defaults, or the policy. The first
+   * connection is not retried (`connect()` rejects as usual). Every attempt
+   * uses this call's URL, protocols, headers and `timeout`; `signal` only
+   * guards the first.
+   *
+   * @default {false}
+   */
+  reconnect?: boolean | ReconnectOptions;
 }
 
 /**
@@ -109,6 +120,9 @@ const SCHEMES = new Set(["ws:", "wss:", "http:", "https:"]);
  * out, is aborted, or the server refuses the handshake (with `status`);
  * "no subprotocol in response" or "subprotocol mismatch, requested: ...,
  * got: ..." when the server's choice does not fit `protocols`.
+ * @throws {RangeError} For a `reconnect` option out of range.
+ * @throws {TypeError} For a `reconnect.overflow` or `reconnect.random` of
+ * the wrong kind.
  *
  * @example
  * ```ts
@@ -146,6 +160,41 @@ export async function connect(
     : typeof options.protocols === "string"
     ? [options.protocols]
     : [...options.protocols];
+  const reconnector = options.reconnect
+    ? new Reconnector(
+      (adopt, signal) =>
+        openSocket(target, parsed, protocols, { ...options, signal }, adopt),
+      options.reconnect === true ? {} : options.reconnect,
+    )
+    : undefined;
+  return await openSocket(
+    target,
+    parsed,
+    protocols,
+    options,
+    (socket) =>
+      new Connection(socket, {
+        role: "client",
+        maxMessageSize: options.maxMessageSize,
+        maxPendingMessages: options.maxPendingMessages,
+        closeTimeout: options.closeTimeout,
+        reconnect: reconnector,
+      }),
+  );
+}
+
+/**
+ * Opens one client socket and calls `adopt` with it inside its `open` event
+ * (so the adopter's listeners see every frame); rejects with a
+ * {@linkcode ConnectError}. Used for the first connection and reconnections.
+ */
+async function openSocket<T>(
+  target: string,
+  parsed: URL,
+  protocols: string[],
+  options: ConnectOptions,
+  adopt: (socket: WebSocket) => T,
+): Promise<T> {
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
   const { signal } = options;
   if (signal?.aborted) {
@@ -176,7 +225,7 @@ export async function connect(
 
   // The Connection is created inside the open event, so its listeners are
   // attached before any frame that arrives in the same task is dispatched.
-  const opened = new Promise<Connection>((resolve, reject) => {
+  const opened = new Promise<T>((resolve, reject) => {
     let failure = "";
     socket.addEventListener("error", (event) => {
       failure ||= (event as ErrorEvent).message;
@@ -202,14 +251,7 @@ export async function connect(
         reject(new ConnectError(problem, target));
         return;
       }
-      resolve(
-        new Connection(socket, {
-          role: "client",
-          maxMessageSize: options.maxMessageSize,
-          maxPendingMessages: options.maxPendingMessages,
-          closeTimeout: options.closeTimeout,
-        }),
-      );
+      resolve(adopt(socket));
     }, { once: true });
   });
 

@@ -427,7 +427,7 @@ Deno.test("on() rejects unknown events and non-functions with a TypeError naming
   assertThrows(
     () => conn.on("mesage" as "message", () => {}),
     TypeError,
-    'Cannot register a handler for "mesage": unknown event (expected one of message, each_message, next_message, finish, close, parse_error, error)',
+    'Cannot register a handler for "mesage": unknown event (expected one of message, each_message, next_message, finish, close, parse_error, error, reconnecting, reconnect)',
   );
   assertThrows(
     () => conn.on("finish", "not a function" as never),

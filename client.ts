@@ -25,7 +25,12 @@ import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
 export interface ConnectOptions extends
   Pick<
     ConnectionOptions,
-    "maxMessageSize" | "maxPendingMessages" | "closeTimeout"
+    | "maxMessageSize"
+    | "maxPendingMessages"
+    | "closeTimeout"
+    | "maxBufferedAmount"
+    | "highWaterMark"
+    | "inactivityTimeout"
   > {
   /**
    * Subprotocols to offer, in order of preference. When given, the server
@@ -178,6 +183,9 @@ export async function connect(
         maxMessageSize: options.maxMessageSize,
         maxPendingMessages: options.maxPendingMessages,
         closeTimeout: options.closeTimeout,
+        maxBufferedAmount: options.maxBufferedAmount,
+        highWaterMark: options.highWaterMark,
+        inactivityTimeout: options.inactivityTimeout,
         reconnect: reconnector,
       }),
   );

@@ -42,6 +42,7 @@ import {
 } from "./reconnect.ts";
 import { deadline } from "@std/async/deadline";
 import type { PublishData, Topics } from "./topics.ts";
+import { DrainWaiters } from "./backpressure.ts";
 
 /** Which end of the socket a {@linkcode Connection} is. */
 export type Role = "server" | "client";
@@ -162,6 +163,39 @@ export interface ConnectionOptions {
    */
   closeTimeout?: number | undefined;
   /**
+   * The most bytes that may wait in the outgoing buffer (Deno's
+   * `bufferedAmount` plus sends queued while connecting), checked after each
+   * {@linkcode Connection.send}. Over it, the peer is not reading fast
+   * enough: `parse_error` fires and the connection closes with 1008 (server
+   * side) or 4008 (client side) instead of buffering without bound. Use
+   * {@linkcode Connection.write} to wait for the buffer instead of hitting it.
+   *
+   * @default {16777216} (16 MiB)
+   */
+  maxBufferedAmount?: number | undefined;
+  /**
+   * The buffered amount, in bytes, that {@linkcode Connection.write} and
+   * {@linkcode Connection.drained} wait to fall to.
+   *
+   * @default {1048576} (1 MiB)
+   */
+  highWaterMark?: number | undefined;
+  /**
+   * Milliseconds without any incoming message after which the peer is taken
+   * for dead: `parse_error` fires and the connection finishes at once with
+   * 1006 and a `TimeoutError` (a close frame is sent, but not waited for).
+   * Deno's ping and pong frames are invisible to JavaScript, so only text
+   * and binary messages count: the peer must send something (an
+   * application-level heartbeat) more often than this. The check runs every
+   * half timeout, so silence is detected after 1 to 1.5 times the timeout.
+   * `0` turns it off.
+   *
+   * @default {0} (off)
+   */
+  inactivityTimeout?: number | undefined;
+  /** The initial value of {@linkcode Connection.data}. */
+  data?: unknown;
+  /**
    * Makes the connection survive the loss of its socket (client side):
    * instead of finishing, it asks the {@linkcode Reconnector} for a new
    * socket and queues sends meanwhile. `connect(url, { reconnect })` sets
@@ -265,6 +299,24 @@ export interface ConnectionEventMap {
   reconnect: ReconnectEvent;
 }
 
+/** Options for {@linkcode Connection.write}. */
+export interface WriteOptions {
+  /** Stops waiting for the buffer, rejecting with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode Connection.drained}. */
+export interface DrainOptions {
+  /**
+   * Resolve once at most this many bytes are buffered.
+   *
+   * @default {ConnectionOptions.highWaterMark}
+   */
+  highWaterMark?: number;
+  /** Stops waiting, rejecting with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
 /** Options for {@linkcode Connection.nextMessage}. */
 export interface NextMessageOptions {
   /** Rejects the wait with `signal.reason` when aborted. */
@@ -279,6 +331,8 @@ export interface NextMessageOptions {
 const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 const DEFAULT_MAX_PENDING_MESSAGES = 1024;
 const DEFAULT_CLOSE_TIMEOUT = 5000;
+const DEFAULT_MAX_BUFFERED_AMOUNT = 16 * 1024 * 1024;
+const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const MAX_REASON_BYTES = 123;
 
 const HANDLER_EVENTS: Record<ConnectionHandlerName, true> = {
@@ -374,6 +428,23 @@ export class Connection extends EventTarget {
   readonly #maxPendingMessages: number;
   readonly #closeTimeout: number;
   readonly #topics: Topics | undefined;
+  // Backpressure and liveness (backpressure.ts): sends subtract their
+  // (upper-bound) size from #sendBudget, and bufferedAmount is read only when
+  // it goes negative, so a send costs one subtraction and one branch.
+  readonly #maxBufferedAmount: number;
+  readonly #highWaterMark: number;
+  #sendBudget: number;
+  #drain: DrainWaiters | undefined;
+  readonly #inactivityTimeout: number;
+  #inactivityTimer: ReturnType<typeof setInterval> | undefined;
+  #heard = true;
+  #silentTicks = 0;
+
+  /**
+   * Application data: what a server's `authorize` hook attached, or anything
+   * the application stores here.
+   */
+  data: unknown;
 
   // Registrations made through on().
   #nextHandlers: NextMessageHandler[] = [];
@@ -470,9 +541,28 @@ export class Connection extends EventTarget {
     );
     this.#topics = options.topics;
     this.#reconnector = options.reconnect;
+    this.#maxBufferedAmount = positive(
+      "maxBufferedAmount",
+      options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED_AMOUNT,
+    );
+    this.#sendBudget = this.#maxBufferedAmount;
+    this.#highWaterMark = positive(
+      "highWaterMark",
+      options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
+      0,
+    );
+    this.#inactivityTimeout = positive(
+      "inactivityTimeout",
+      options.inactivityTimeout ?? 0,
+      0,
+    );
+    this.data = options.data;
     this.#closed = new Promise((resolve) => this.#closedResolve = resolve);
     this.#attach(socket);
-    if (socket.readyState === WebSocket.OPEN) this.#holdForThisTask();
+    if (socket.readyState === WebSocket.OPEN) {
+      this.#holdForThisTask();
+      this.#watchInactivity();
+    }
   }
 
   /** The underlying standard `WebSocket` (Perl: `handle`). */
@@ -725,12 +815,140 @@ export class Connection extends EventTarget {
     const state = this.#socket.readyState;
     if (state === WebSocket.OPEN) {
       this.#socket.send(payload);
+      if ((this.#sendBudget -= upperSize(payload)) < 0) this.#checkBuffered();
     } else if (state === WebSocket.CONNECTING) {
       (this.#outbox ??= []).push(payload);
+      if ((this.#sendBudget -= upperSize(payload)) < 0) this.#checkBuffered();
     } else if (this.#reconnector) {
       // The socket is lost or being replaced: queue (bounded; may throw).
       this.#reconnector.enqueue(payload);
     }
+    return this;
+  }
+
+  /**
+   * Sends a message and waits until the socket can take more: resolves once
+   * the data is handed to the socket and the buffered amount is at most
+   * {@linkcode ConnectionOptions.highWaterMark} (1 MiB by default). Awaiting
+   * each `write()` keeps a slow peer from filling memory; a plain
+   * {@linkcode Connection.send} to such a peer is closed by
+   * {@linkcode ConnectionOptions.maxBufferedAmount} instead.
+   *
+   * Deno has no `drain` event, so a waiting write polls `bufferedAmount` on
+   * a timer shared by every waiting connection, every few milliseconds.
+   *
+   * @param data What to send, as for {@linkcode Connection.send}.
+   * @param options `signal` stops the wait (the data may already be sent).
+   * @returns Resolves when the buffer is below the high-water mark.
+   * @throws {ConnectionClosedError} If the connection is closing or closes
+   * before the buffer drains (the error carries the close code).
+   * @throws {TypeError} For data {@linkcode Connection.send} refuses.
+   * @throws {unknown} The signal's reason when it aborts.
+   *
+   * @example Stream to a peer at the pace it reads
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({
+   *   port: 0,
+   *   onListen() {},
+   *   async onEstablish(conn) {
+   *     for (let i = 0; i < 100; i++) await conn.write(new Uint8Array(64 * 1024));
+   *     conn.close(1000);
+   *   },
+   * });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * let received = 0;
+   * for await (const message of conn) received += message.byteLength;
+   * console.log(received); // 6553600
+   * ```
+   */
+  async write(data: SendData, options: WriteOptions = {}): Promise<void> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    if (this.#closeInfo) throw new ConnectionClosedError(this.#closeInfo);
+    if (this.#closeRequested) {
+      throw new ConnectionClosedError(await this.#closed);
+    }
+    this.send(data);
+    await this.drained(signal ? { signal } : {});
+  }
+
+  /**
+   * Waits until the outgoing buffer holds at most `highWaterMark` bytes.
+   *
+   * @param options The threshold (default
+   * {@linkcode ConnectionOptions.highWaterMark}) and an abort signal.
+   * @returns Resolves when drained; at once if it already is.
+   * @throws {ConnectionClosedError} If the connection is closing or closes
+   * first.
+   * @throws {unknown} The signal's reason when it aborts.
+   *
+   * @example Wait until everything has reached the kernel
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish() {} });
+   * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.send(new Uint8Array(4 * 1024 * 1024));
+   * await conn.drained({ highWaterMark: 0 });
+   * console.log(conn.bufferedAmount); // 0
+   * ```
+   */
+  async drained(options: DrainOptions = {}): Promise<void> {
+    if (this.#closeInfo) throw new ConnectionClosedError(this.#closeInfo);
+    this.#drain ??= new DrainWaiters(() =>
+      this.#closeRequested || this.#closeInfo ||
+        this.#socket.readyState !== WebSocket.OPEN
+        ? undefined
+        : this.#socket.bufferedAmount >>> 0
+    );
+    await this.#drain.wait(
+      options.highWaterMark ?? this.#highWaterMark,
+      options.signal,
+    );
+  }
+
+  /**
+   * Finishes the connection now, without waiting for the closing handshake:
+   * sends a close frame if none was sent (1001 from a server, 4001 from a
+   * client), then `finish` fires with code 1006 and `error`. For peers that
+   * are gone or stuck; {@linkcode Server.shutdown} uses it after its timeout.
+   * Deno offers no way to cut the TCP connection itself
+   * (denoland/deno#27924): it ends when the peer or the kernel ends it.
+   *
+   * @param error Why, reported as {@linkcode CloseInfo.error}.
+   * @returns This connection.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish() {} });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * const { code, error } = await conn.terminate(new Error("peer is gone")).closed;
+   * console.log(code, error?.message); // 1006 peer is gone
+   * ```
+   */
+  terminate(
+    error: Error = new Error("Connection terminated without a close handshake"),
+  ): this {
+    if (this.#closeInfo) return this;
+    this.#failure ??= error;
+    this.#startClose(
+      this.#role === "server" ? CLOSE_CODE.GOING_AWAY : 4001,
+      "terminated",
+    );
+    if (this.#closeInfo) return this; // a reconnecting connection finished
+    clearTimeout(this.#closeTimer);
+    this.#finishWhenDelivered({
+      code: CLOSE_CODE.ABNORMAL,
+      reason: "",
+      wasClean: false,
+      error: this.#failure,
+    });
+    this.#held = false;
+    this.#pump();
     return this;
   }
 
@@ -1210,6 +1428,7 @@ export class Connection extends EventTarget {
   }
 
   #onOpen(): void {
+    this.#watchInactivity();
     if (this.#outbox) {
       const queued = this.#outbox;
       this.#outbox = undefined;
@@ -1220,6 +1439,7 @@ export class Connection extends EventTarget {
   }
 
   #onMessage(data: unknown): void {
+    this.#heard = true;
     let message: Message;
     if (typeof data === "string") {
       message = new Message(data);
@@ -1479,6 +1699,47 @@ export class Connection extends EventTarget {
     );
   }
 
+  /** Over the send budget: read the real buffered amount, fail if too much. */
+  #checkBuffered(): void {
+    const amount = this.bufferedAmount;
+    const room = this.#maxBufferedAmount - amount;
+    if (room >= 0) {
+      this.#sendBudget = room;
+      return;
+    }
+    this.#sendBudget = Infinity; // fail once; sends are dropped from now on
+    this.#fail(
+      this.#role === "server" ? CLOSE_CODE.POLICY_VIOLATION : 4008,
+      "send buffer full",
+      new RangeError(
+        `Cannot buffer more for a peer that is not reading: ${amount} bytes are waiting to be sent; maxBufferedAmount is ${this.#maxBufferedAmount}`,
+      ),
+    );
+  }
+
+  /** Starts the inactivity check (see ConnectionOptions.inactivityTimeout). */
+  #watchInactivity(): void {
+    if (this.#inactivityTimeout === 0 || this.#inactivityTimer) return;
+    this.#heard = true;
+    this.#inactivityTimer = setInterval(() => {
+      if (this.#heard) {
+        this.#heard = false;
+        this.#silentTicks = 0;
+        return;
+      }
+      // Two silent half-periods in a row: at least one full timeout.
+      if (++this.#silentTicks < 2) return;
+      clearInterval(this.#inactivityTimer);
+      const error = new DOMException(
+        `No message from the peer for ${this.#inactivityTimeout} ms (inactivityTimeout): it is gone or not sending`,
+        "TimeoutError",
+      );
+      if (this.#held) this.#pendingErrors.push(error);
+      else this.#emitError(error);
+      this.terminate(error);
+    }, this.#inactivityTimeout / 2);
+  }
+
   /** Reports an error, then closes with a code this side may send. */
   #fail(code: number, reason: string, error: Error): void {
     if (this.#failure || this.#closeInfo) return;
@@ -1513,6 +1774,8 @@ export class Connection extends EventTarget {
     clearTimeout(this.#closeTimer);
     this.#detach.abort();
     const closedError = new ConnectionClosedError(info);
+    clearInterval(this.#inactivityTimer);
+    this.#drain?.fail(closedError);
     for (const waiter of this.#waiters) waiter.reject(closedError);
     for (const iterator of this.#iterators) iterator.end(info);
     this.#iterators.clear();
@@ -1781,6 +2044,16 @@ function positive(name: string, value: number, min = 1): number {
     );
   }
   return value;
+}
+
+/**
+ * An upper bound of a sendable's size in bytes, without scanning strings: a
+ * UTF-16 unit never takes more than 3 UTF-8 bytes.
+ */
+function upperSize(data: string | Uint8Array | ArrayBuffer | Blob): number {
+  return typeof data === "string"
+    ? data.length * 3
+    : (data as ArrayBuffer).byteLength ?? (data as Blob).size;
 }
 
 function removeFrom<T>(list: () => T[], item: T): Unregister {

@@ -175,9 +175,10 @@ export interface ConnectionOptions {
   maxBufferedAmount?: number | undefined;
   /**
    * The buffered amount, in bytes, that {@linkcode Connection.write} and
-   * {@linkcode Connection.drained} wait to fall to.
+   * {@linkcode Connection.drained} wait to fall to. Keep it well below
+   * `maxBufferedAmount`, so that one more message after a wait fits.
    *
-   * @default {1048576} (1 MiB)
+   * @default {1048576} (1 MiB, or a quarter of `maxBufferedAmount` if smaller)
    */
   highWaterMark?: number | undefined;
   /**
@@ -548,7 +549,8 @@ export class Connection extends EventTarget {
     this.#sendBudget = this.#maxBufferedAmount;
     this.#highWaterMark = positive(
       "highWaterMark",
-      options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK,
+      options.highWaterMark ??
+        Math.min(DEFAULT_HIGH_WATER_MARK, this.#maxBufferedAmount / 4),
       0,
     );
     this.#inactivityTimeout = positive(

@@ -42,5 +42,7 @@ export * from "./message.ts";
 export * from "./connection.ts";
 export * from "./server.ts";
 export * from "./client.ts";
+export * from "./handshake.ts";
 export * from "./reconnect.ts";
 export * from "./topics.ts";
+export * from "./broadcast_channel_broker.ts";

@@ -21,6 +21,12 @@
  */
 
 import { Connection, type ConnectionOptions } from "./connection.ts";
+import {
+  type Authorize,
+  checkOrigin,
+  type OriginOptions,
+  runAuthorize,
+} from "./handshake.ts";
 import { CLOSE_CODE, type SendData, toSendable } from "./message.ts";
 import { type Broker, type PublishData, Topics } from "./topics.ts";
 
@@ -34,8 +40,15 @@ export type ProtocolChooser = (
 export interface UpgradeOptions extends
   Pick<
     ConnectionOptions,
-    "maxMessageSize" | "maxPendingMessages" | "closeTimeout" | "topics"
-  > {
+    | "maxMessageSize"
+    | "maxPendingMessages"
+    | "closeTimeout"
+    | "topics"
+    | "maxBufferedAmount"
+    | "highWaterMark"
+    | "inactivityTimeout"
+  >,
+  OriginOptions {
   /**
    * Subprotocols this server speaks, in order of preference, or a function
    * that picks one of those the client offered. Exactly one is echoed in
@@ -60,6 +73,13 @@ export type UpgradeResult =
 
 /** Options for {@linkcode createHandler}. */
 export interface HandlerOptions extends UpgradeOptions {
+  /**
+   * Admits or refuses each valid upgrade request (after the `origins`
+   * check), before upgrading; may be async. Return a `Response` to refuse
+   * with it (e.g. 401), `false` for 403, or `{ data }` to accept and set
+   * {@linkcode Connection.data}. A throw is answered 500 with a fixed body.
+   */
+  authorize?: Authorize;
   /**
    * Carries topic publishes beyond this process (see topics.ts): a
    * `BroadcastChannelBroker` for `deno serve --parallel` workers, a
@@ -198,6 +218,8 @@ export class HandshakeError extends Error {
       body = "Forbidden";
     } else if (this.status === 404) {
       body = "Not Found";
+    } else if (this.status === 503) {
+      body = "Service Unavailable";
     } else {
       body = "Internal Server Error";
     }
@@ -273,7 +295,7 @@ export function upgrade(
   options: UpgradeOptions = {},
   info?: Deno.ServeHandlerInfo,
 ): UpgradeResult {
-  const problem = checkHandshake(request);
+  const problem = checkHandshake(request) ?? refuseOrigin(request, options);
   if (problem) return { response: problem.toResponse(), error: problem };
 
   const offered = parseProtocols(request.headers.get("sec-websocket-protocol"));
@@ -291,6 +313,7 @@ export function upgrade(
 
   // Deno throws "Request closed" if the info is read after upgrading.
   const remoteAddr = info?.remoteAddr as Deno.NetAddr | undefined;
+  const readableRequest = readableCopy(request); // before upgrading: see there
   let upgraded: { socket: WebSocket; response: Response };
   try {
     upgraded = Deno.upgradeWebSocket(
@@ -312,12 +335,15 @@ export function upgrade(
   }
   const connection = new Connection(upgraded.socket, {
     role: "server",
-    request,
+    request: readableRequest,
     remoteAddr,
     subprotocol: protocol,
     maxMessageSize: options.maxMessageSize,
     maxPendingMessages: options.maxPendingMessages,
     closeTimeout: options.closeTimeout,
+    maxBufferedAmount: options.maxBufferedAmount,
+    highWaterMark: options.highWaterMark,
+    inactivityTimeout: options.inactivityTimeout,
     topics: options.topics,
   });
   return { response: upgraded.response, connection };
@@ -432,7 +458,12 @@ export class Server implements AsyncDisposable {
           : { onListen: options.onListen }),
         ...(options.cert === undefined ? {} : { cert: options.cert }),
         ...(options.key === undefined ? {} : { key: options.key }),
-        handler,
+        // Once shutdown() starts, nothing new is accepted.
+        handler: (request: Request, info: Deno.ServeHandlerInfo) =>
+          this.#shutdown
+            ? new HandshakeError(503, "the server is shutting down")
+              .toResponse()
+            : handler(request, info),
       } as Deno.ServeTcpOptions & { handler: Deno.ServeHandler },
     );
     options.signal?.addEventListener("abort", () => this.shutdown(), {
@@ -585,6 +616,12 @@ export class Server implements AsyncDisposable {
       new Promise((resolve) => timer = setTimeout(resolve, timeout)),
     ]);
     clearTimeout(timer);
+    // Peers that did not answer in time are finished now (1006, with an
+    // error) rather than after their own close timeout.
+    const late = new Error(
+      `The peer did not answer the server's close within ${timeout} ms (shutdown timeout)`,
+    );
+    for (const conn of open) conn.terminate(late);
     await this.#http.shutdown();
     if (this.#ownsTopics) await this.#topics.close();
   }
@@ -599,7 +636,7 @@ function buildHandler(
       "Cannot create a WebSocket handler: onEstablish must be a function (it receives each connection)",
     );
   }
-  const { onEstablish, onError, path, fallback } = options;
+  const { onEstablish, onError, path, fallback, authorize } = options;
   const upgradeOptions = { ...options, topics: handlerTopics(options) };
   const answerError = async (request: Request, error: HandshakeError) => {
     if (!onError) return error.toResponse();
@@ -624,13 +661,36 @@ function buildHandler(
             : new HandshakeError(426, "Not a WebSocket upgrade request"),
         );
       }
+      let data: unknown;
+      if (authorize) {
+        const refused = checkHandshake(request) ??
+          refuseOrigin(request, options);
+        if (refused) return await answerError(request, refused);
+        let verdict;
+        try {
+          verdict = await runAuthorize(authorize, request, info);
+        } catch (error) {
+          console.error("anyws: authorize threw; answering 500:", error);
+          return new HandshakeError(500, "authorize threw").toResponse();
+        }
+        if (!verdict.accepted) {
+          return verdict.response ?? await answerError(
+            request,
+            new HandshakeError(403, "authorize refused the request"),
+          );
+        }
+        data = verdict.data;
+      }
+      // Read before upgrading: Deno closes the request's info afterwards.
+      const establishInfo = info && readableInfo(info);
       const result = upgrade(request, upgradeOptions, info);
       if (result.error) return await answerError(request, result.error);
       const conn = result.connection;
+      if (authorize) conn.data = data;
       track?.(conn);
       conn.socket.addEventListener(
         "open",
-        () => establish(onEstablish, conn, request, info),
+        () => establish(onEstablish, conn, conn.request!, establishInfo),
         { once: true },
       );
       return result.response;
@@ -651,6 +711,23 @@ function handlerTopics(options: HandlerOptions): Topics {
   return options.topics ?? new Topics({ broker: options.broker });
 }
 
+/**
+ * Deno closes the upgrade request once the 101 response is returned: reading
+ * its headers, or the serve info's `remoteAddr`, then throws "Request
+ * closed". `onEstablish` and `conn.request` come later, so they get copies
+ * made while the originals are still readable.
+ */
+function readableCopy(request: Request): Request {
+  return new Request(request.url, {
+    method: request.method,
+    headers: request.headers,
+  });
+}
+
+function readableInfo(info: Deno.ServeHandlerInfo): Deno.ServeHandlerInfo {
+  return { remoteAddr: info.remoteAddr, completed: info.completed };
+}
+
 function establish(
   onEstablish: HandlerOptions["onEstablish"],
   conn: Connection,
@@ -667,6 +744,14 @@ function establish(
   } catch (error) {
     failed(error);
   }
+}
+
+function refuseOrigin(
+  request: Request,
+  options: OriginOptions,
+): HandshakeError | undefined {
+  const refused = checkOrigin(request, options);
+  return refused === undefined ? undefined : new HandshakeError(403, refused);
 }
 
 function checkHandshake(request: Request): HandshakeError | undefined {

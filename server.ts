@@ -147,7 +147,7 @@ export interface ShutdownOptions {
   /**
    * How long to wait, in milliseconds, for connections to finish their close
    * handshake before stopping anyway. Connections that did not answer are
-   * finished with 1006 by their own close timeout.
+   * then finished at once with 1006 and an error.
    *
    * @default {5000}
    */
@@ -569,10 +569,12 @@ export class Server implements AsyncDisposable {
   }
 
   /**
-   * Stops accepting, closes every connection with 1001 "server shutting
-   * down", waits for them (bounded by `timeout`), then stops the HTTP
-   * server. Messages sent before are delivered first. Calling it again
-   * returns the same promise.
+   * Stops accepting (new requests get 503), closes every connection with
+   * 1001 "server shutting down", waits for their close handshakes (bounded
+   * by `timeout`), finishes those that did not answer with 1006 and an error
+   * ({@linkcode Connection.terminate}), then stops the HTTP server. Messages
+   * sent before are delivered first: the close frame follows them. Calling
+   * it again returns the same promise.
    *
    * @param options The wait bound.
    * @returns Settles once the server has stopped.

@@ -1,0 +1,59 @@
+#!/usr/bin/perl
+# Interop peer: Perl AnyEvent::WebSocket::Client, the library anyws ports,
+# as a client. Usage: perl anyevent_peer.pl client <url>
+# Follows the fixed script in _scenarios.ts: print OPEN, echo, obey
+# "cmd:close <code> <reason>", print CLOSED <code> <reason>.
+use strict;
+use warnings;
+use AnyEvent;
+use AnyEvent::WebSocket::Client;
+
+binmode STDOUT, ':encoding(UTF-8)';
+$| = 1;
+
+my (undef, $url) = @ARGV;
+my $done = AnyEvent->condvar;
+my $conn;    # held here: AnyEvent closes a connection nobody references
+
+# max_payload_size => 0: no limit (Protocol::WebSocket's default is 64 KiB).
+my $client = AnyEvent::WebSocket::Client->new(
+  subprotocol      => ['chat.v2', 'chat.v1'],
+  max_payload_size => 0,
+);
+
+$client->connect($url)->cb(sub {
+  $conn = eval { shift->recv };
+  die "connect failed: $@" unless $conn;
+  print "OPEN ", $conn->subprotocol, "\n";
+
+  # next_message delivers one message; re-arming it inside its own callback
+  # (which AnyEvent supports) makes an ordered echo loop.
+  my $echo;
+  $echo = sub {
+    my ($conn, $message) = @_;
+    $conn->on(next_message => $echo);
+    return if $message->is_text && $message->decoded_body =~ /^cmd:close /;
+    $conn->send(AnyEvent::WebSocket::Message->new(
+      opcode => $message->opcode,
+      body   => $message->body,
+    ));
+  };
+  $conn->on(next_message => $echo);
+
+  # each_message sees every message too (after next_message handlers): it
+  # obeys the close command.
+  $conn->on(each_message => sub {
+    my ($conn, $message) = @_;
+    if ($message->is_text && $message->decoded_body =~ /^cmd:close (\d+) (.*)$/s) {
+      $conn->close($1, $2);
+    }
+  });
+
+  $conn->on(finish => sub {
+    my ($conn) = @_;
+    print "CLOSED ", ($conn->close_code // ''), " ", ($conn->close_reason // ''), "\n";
+    $done->send;
+  });
+});
+
+$done->recv;

@@ -8,11 +8,7 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
-import {
-  type BrowserContext,
-  chromium,
-  type Page,
-} from "npm:playwright-core@1.65.1";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { startChatServer } from "../../examples/chat_server.ts";
 import { UNIT_MS, within } from "../_fixture.ts";
 import { LineQueue, type Peer } from "./_peer_process.ts";

@@ -139,3 +139,20 @@ export async function spawnPeer(
     throw error;
   }
 }
+
+/**
+ * The absolute path of `command` on the PATH, or `undefined`. Spawning a bare
+ * "node" is not enough: without one on the PATH, Deno runs itself as node.
+ */
+export function findOnPath(command: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (!dir) continue;
+    try {
+      const path = `${dir}/${command}`;
+      if (Deno.statSync(path).isFile) return path;
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined;
+}

@@ -5,29 +5,38 @@
  * @module
  */
 
-import { spawnPeer } from "./_peer_process.ts";
+import { findOnPath, spawnPeer } from "./_peer_process.ts";
 import { interopTests } from "./_scenarios.ts";
 
 const DIR = new URL(".", import.meta.url).pathname;
 const SCRIPT = `${DIR}node_peer.mjs`;
 
+const NODE = findOnPath("node");
+
 function probe(): { version?: string; missing?: string } {
-  try {
-    const out = new Deno.Command("node", {
-      args: ["-p", "require('ws/package.json').version"],
-      cwd: DIR,
-      stdout: "piped",
-      stderr: "piped",
-    }).outputSync();
-    if (out.success) {
-      return { version: new TextDecoder().decode(out.stdout).trim() };
-    }
+  if (!NODE) return { missing: "node is not on the PATH" };
+  const out = new Deno.Command(NODE, {
+    // Without a node of its own, Deno puts a shim running itself first on
+    // the PATH of its children; that would be testing Deno against Deno.
+    args: [
+      "-p",
+      "typeof Deno === 'undefined' ? `${process.version} ${require('ws/package.json').version}` : 'deno'",
+    ],
+    cwd: DIR,
+    stdout: "piped",
+    stderr: "piped",
+  }).outputSync();
+  if (!out.success) {
     return {
       missing: "the ws package is not installed (cd tests/interop && npm ci)",
     };
-  } catch {
-    return { missing: "node is not installed" };
   }
+  const said = new TextDecoder().decode(out.stdout).trim();
+  if (said === "deno") {
+    return { missing: `${NODE} is Deno's node shim, not Node.js` };
+  }
+  const [node, ws] = said.split(" ");
+  return { version: `${ws} (Node ${node})` };
 }
 
 const found = probe();
@@ -37,9 +46,9 @@ interopTests({
   name,
   missing: found.missing,
   client: async (url) =>
-    (await spawnPeer(name, "node", [SCRIPT, "client", url], { cwd: DIR })).peer,
+    (await spawnPeer(name, NODE!, [SCRIPT, "client", url], { cwd: DIR })).peer,
   server: async () => {
-    const { peer, port } = await spawnPeer(name, "node", [SCRIPT, "server"], {
+    const { peer, port } = await spawnPeer(name, NODE!, [SCRIPT, "server"], {
       cwd: DIR,
       server: true,
     });

@@ -219,3 +219,40 @@ Deno.test({
     assertEquals([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
   },
 });
+
+Deno.test({
+  name:
+    `${name} reconnects the chat page after the server restarts on the same port`,
+  ignore: found.missing !== undefined && !REQUIRE_PEERS,
+  async fn() {
+    if (found.missing) throw new Error(`Cannot run ${name}: ${found.missing}`);
+    let chat = startChatServer({ port: 0 });
+    const { port } = chat.addr;
+    try {
+      await using browser = await Browser.launch();
+      const page = await browser.context.newPage();
+      const timeout = 10 * UNIT_MS;
+      const status = (text: string) =>
+        page.locator("#status").getByText(text, { exact: true })
+          .waitFor({ timeout });
+      await page.goto(`http://127.0.0.1:${port}/`);
+      await status("connected");
+
+      // Shutdown closes the page's socket with 1001: the page retries (and
+      // fails, showing "disconnected") until the server is back.
+      await chat.shutdown();
+      await status("disconnected");
+      chat = startChatServer({ port });
+      await status("connected");
+
+      await page.locator("#name").fill("Carol");
+      await page.locator("#text").fill("back again");
+      await page.locator("#send").click();
+      await page.locator("#log li").getByText("Carol: back again", {
+        exact: true,
+      }).waitFor({ timeout });
+    } finally {
+      await chat.shutdown();
+    }
+  },
+});

@@ -17,7 +17,8 @@ import {
   Topics,
 } from "../topics.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
-import { expectText, joinTopics, topicProtocol } from "./_topic_server.ts";
+import { expectText, joinTopics } from "./_topic_client.ts";
+import { topicProtocol } from "./_topic_protocol.ts";
 
 /** A broker that records the registry's calls, for checking the contract. */
 class RecordingBroker implements Broker {

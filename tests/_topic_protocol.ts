@@ -12,12 +12,13 @@
  *   <count-1>` back to back, then `published <count>` or `failed ...`
  * - `who` → `<identity>` (the process or worker that holds the connection)
  *
+ * It imports nothing outside the library, so child processes load it without
+ * `@std`. Client-side helpers are in `_topic_client.ts`.
+ *
  * @module
  */
 
-import { connect } from "../client.ts";
 import type { Connection } from "../connection.ts";
-import { within } from "./_fixture.ts";
 
 /**
  * An `onEstablish` that speaks the protocol above.
@@ -73,49 +74,4 @@ export function topicProtocol(identity = "main"): (conn: Connection) => void {
       }
     });
   };
-}
-
-/**
- * Connects to a server speaking {@linkcode topicProtocol} and subscribes to
- * `topics`, resolving once each subscription is confirmed.
- *
- * @param url The server's URL.
- * @param topics The topics to join.
- */
-export async function joinTopics(
-  url: string,
-  ...topics: string[]
-): Promise<Connection> {
-  const conn = await within(connect(url), `a connection to ${url}`);
-  for (const topic of topics) {
-    conn.send(`sub ${topic}`);
-    await expectText(conn, `subscribed ${topic}`);
-  }
-  return conn;
-}
-
-/**
- * Reads the next message and checks that it is the text `expected`.
- *
- * @param conn The client connection.
- * @param expected The text message.
- * @param units Time units to wait.
- */
-export async function expectText(
-  conn: Connection,
-  expected: string,
-  units = 5,
-): Promise<void> {
-  const message = await within(
-    conn.nextMessage(),
-    `the message "${expected}"`,
-    units,
-  );
-  if (!message.isText() || message.decodedBody() !== expected) {
-    throw new Error(
-      `Expected the text message "${expected}", got ${
-        message.isText() ? `"${message.decodedBody()}"` : "a binary message"
-      }`,
-    );
-  }
 }

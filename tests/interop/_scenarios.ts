@@ -58,6 +58,11 @@ export interface Differences {
    * @default {`CLOSED ${PEER_CODE} ${PEER_REASON}`}
    */
   peerSeesAfterItsClose?: string;
+  /**
+   * The `Sec-WebSocket-Protocol` header the peer sends as a client, exactly.
+   * @default {"chat.v2, chat.v1"}
+   */
+  offerHeader?: string;
 }
 
 /** One peer, as the suite needs it. */
@@ -129,8 +134,15 @@ const MIB = 1024 * 1024;
 const SCENARIOS: Scenario[] = [
   {
     name: "negotiates chat.v1 of the two offered subprotocols, seen by both",
-    // The setup already asserted both sides; prove traffic flows on it.
-    async run(conn) {
+    // The setup already asserted the choice on both sides; here, the raw
+    // offer, and that traffic flows.
+    async run(conn, _peer, differences) {
+      if (conn.role === "server") {
+        assertEquals(
+          conn.request?.headers.get("sec-websocket-protocol"),
+          differences.offerHeader ?? OFFERED.join(", "),
+        );
+      }
       conn.send("on chat.v1");
       await expectText(conn, "on chat.v1", "the echo");
     },

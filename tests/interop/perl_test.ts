@@ -48,6 +48,9 @@ interopTests({
       // (RFC 6455 7.4.1 reserves 1005: it must not be sent) and no reason.
       // Deno accepts it, so our side finishes cleanly with 1005 and "".
       echoOfOurClose: { code: 1005, reason: "" },
+      // It joins the offer with "," alone; Deno's own upgrade would refuse
+      // that, serve() splits it (see server.ts).
+      offerHeader: "chat.v2,chat.v1",
     },
   },
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/perl
 # Interop peer: Perl AnyEvent::WebSocket::Client, the library anyws ports,
-# as a client. Usage: perl anyevent_peer.pl client <url>
+# as a client. Usage: perl anyevent_peer.pl client|nested <url>
 # Follows the fixed script in _scenarios.ts: print OPEN, echo, obey
 # "cmd:close <code> <reason>", print CLOSED <code> <reason>.
 use strict;
@@ -11,7 +11,7 @@ use AnyEvent::WebSocket::Client;
 binmode STDOUT, ':encoding(UTF-8)';
 $| = 1;
 
-my (undef, $url) = @ARGV;
+my ($mode, $url) = @ARGV;
 my $done = AnyEvent->condvar;
 my $conn;    # held here: AnyEvent closes a connection nobody references
 
@@ -25,6 +25,7 @@ $client->connect($url)->cb(sub {
   $conn = eval { shift->recv };
   die "connect failed: $@" unless $conn;
   print "OPEN ", $conn->subprotocol, "\n";
+  return nested() if $mode eq 'nested';
 
   # next_message delivers one message; re-arming it inside its own callback
   # (which AnyEvent supports) makes an ordered echo loop.
@@ -55,5 +56,16 @@ $client->connect($url)->cb(sub {
     $done->send;
   });
 });
+
+# "nested" mode prints which handler sees which message when an each_message
+# handler is registered inside a next_message callback.
+sub nested {
+  $conn->on(next_message => sub {
+    my ($conn, $message) = @_;
+    print "NEXT ", $message->body, "\n";
+    $conn->on(each_message => sub { print "EACH ", $_[1]->body, "\n" });
+  });
+  $conn->on(finish => sub { $done->send });
+}
 
 $done->recv;

@@ -7,8 +7,12 @@
  * @module
  */
 
+import { assertEquals } from "@std/assert";
+import { connect } from "../../client.ts";
+import type { Connection } from "../../connection.ts";
+import { listen, within, wsUrl } from "../_fixture.ts";
 import { spawnPeer } from "./_peer_process.ts";
-import { interopTests } from "./_scenarios.ts";
+import { CHOSEN, interopTests, REQUIRE_PEERS } from "./_scenarios.ts";
 
 const PERL = "/usr/bin/perl";
 const DIR = new URL(".", import.meta.url).pathname;
@@ -70,5 +74,50 @@ interopTests({
       server: true,
     });
     return { peer, url: `ws://127.0.0.1:${port}/` };
+  },
+});
+
+Deno.test({
+  name:
+    `${anyeventName} hands the current message to an each_message handler registered in next_message; anyws does not`,
+  ignore: anyevent.missing !== undefined && !REQUIRE_PEERS,
+  async fn() {
+    if (anyevent.missing) {
+      throw new Error(`Cannot run ${anyeventName}: ${anyevent.missing}`);
+    }
+    const sendTwo = (conn: Connection) => conn.send("one").send("two");
+
+    // AnyEvent, as a client of serve().
+    const established = Promise.withResolvers<Connection>();
+    await using server = listen({
+      protocols: [CHOSEN],
+      onEstablish: (conn) => established.resolve(conn),
+    });
+    await using peer = (await spawnPeer(anyeventName, PERL, [
+      ANYEVENT,
+      "nested",
+      wsUrl(server),
+    ])).peer;
+    sendTwo(await within(established.promise, "AnyEvent to connect", 10));
+    const lines = [];
+    for (let i = 0; i < 4; i++) {
+      lines.push(await peer.nextLine(`line ${i + 1}`));
+    }
+    assertEquals(lines, ["OPEN chat.v1", "NEXT one", "EACH one", "EACH two"]);
+
+    // anyws, the same registrations on a connect() connection.
+    await using echoServer = listen({ onEstablish: sendTwo });
+    await using conn = await connect(wsUrl(echoServer));
+    const seen: string[] = [];
+    const two = Promise.withResolvers<void>();
+    conn.on("next_message", (conn, message) => {
+      seen.push(`NEXT ${message.decodedBody()}`);
+      conn.on("each_message", (_conn, message) => {
+        seen.push(`EACH ${message.decodedBody()}`);
+        if (message.decodedBody() === "two") two.resolve();
+      });
+    });
+    await within(two.promise, "anyws to deliver two");
+    assertEquals(seen, ["NEXT one", "EACH two"]);
   },
 });

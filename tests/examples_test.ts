@@ -24,6 +24,8 @@ const LOCK_ARGS = Deno.env.get("JSR_URL") ? ["--no-lock"] : [];
 const GRACEFUL = Deno.build.os !== "windows";
 // A child's start-up includes loading and transpiling the library.
 const START_UNITS = 30;
+// Our servers stop within their 5 s shutdown timeout, plus some slack.
+const EXIT_UNITS = 15;
 
 /** How a spawned example ended. */
 interface Ended {
@@ -41,11 +43,13 @@ class Example implements AsyncDisposable {
   readonly address: Promise<URL>;
   readonly #child: Deno.ChildProcess;
   readonly #drained: Promise<void>;
+  readonly #command: string;
   #stdout = "";
   #stderr = "";
   #ended: Promise<Ended> | undefined;
 
   constructor(args: string[], env: Record<string, string> = {}) {
+    this.#command = `deno ${args.join(" ")}`;
     this.#child = new Deno.Command(Deno.execPath(), {
       args,
       env,
@@ -78,9 +82,7 @@ class Example implements AsyncDisposable {
     ]).then(() =>
       found.reject(
         new Error(
-          `${
-            args.join(" ")
-          } ended without printing its address.\nstdout: ${this.#stdout}\nstderr: ${this.#stderr}`,
+          `${this.#command} ended without printing its address.\nstdout: ${this.#stdout}\nstderr: ${this.#stderr}`,
         ),
       )
     );
@@ -95,14 +97,33 @@ class Example implements AsyncDisposable {
     })();
   }
 
-  /** Sends SIGTERM (if still running) and waits for the exit. */
-  stop(): Promise<Ended> {
+  /**
+   * Sends SIGTERM (if still running) and waits for the exit. A process still
+   * running after {@linkcode EXIT_UNITS} is killed and the stop fails, so a
+   * hanging shutdown fails the test instead of hanging the suite.
+   */
+  async stop(): Promise<Ended> {
+    if (!this.#signal("SIGTERM")) return await this.ended();
     try {
-      this.#child.kill("SIGTERM");
-    } catch {
-      // Already exited.
+      return await within(this.ended(), "the exit after SIGTERM", EXIT_UNITS);
+    } catch (error) {
+      this.#signal("SIGKILL");
+      const { stdout, stderr } = await this.ended();
+      throw new Error(
+        `${this.#command} did not exit after SIGTERM (killed).\nstdout: ${stdout}\nstderr: ${stderr}`,
+        { cause: error },
+      );
     }
-    return this.ended();
+  }
+
+  /** Returns `false` when the process had already exited. */
+  #signal(signal: Deno.Signal): boolean {
+    try {
+      this.#child.kill(signal);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -2,7 +2,11 @@
 // Usage: node node_peer.mjs client <url> | node node_peer.mjs server
 // Follows the fixed script in _scenarios.ts: print OPEN, echo, obey
 // "cmd:close <code> <reason>", print CLOSED <code> <reason>.
-import { WebSocket, WebSocketServer } from "ws";
+import { createRequire } from "node:module";
+
+// Loaded with require: Node finds it in ./node_modules, and `deno check`
+// (which sees this file too) does not try to resolve it.
+const { WebSocket, WebSocketServer } = createRequire(import.meta.url)("ws");
 
 function echo(ws) {
   console.log(`OPEN ${ws.protocol}`);

@@ -1,0 +1,352 @@
+import {
+  assert,
+  assertEquals,
+  assertInstanceOf,
+  assertRejects,
+  assertStringIncludes,
+  assertThrows,
+} from "@std/assert";
+import type { Connection } from "../connection.ts";
+import { RedisBroker } from "../redis_broker.ts";
+import { listen, within, wsUrl } from "./_fixture.ts";
+import { RedisServer, skipRedis } from "./_redis.ts";
+import { expectText, joinTopics, ServerProcess } from "./_topic_client.ts";
+import { topicProtocol } from "./_topic_protocol.ts";
+
+const ignore = skipRedis();
+
+/** Calls of a broker's `onReady` and `onError`, awaitable by count. */
+class BrokerEvents {
+  readies = 0;
+  errors: Error[] = [];
+  #waiters: { done: () => boolean; resolve: () => void }[] = [];
+
+  onReady = (): void => {
+    this.readies++;
+    this.#check();
+  };
+  onError = (error: Error): void => {
+    this.errors.push(error);
+    this.#check();
+  };
+
+  /** Resolves once `done()` holds. */
+  until(done: () => boolean): Promise<void> {
+    if (done()) return Promise.resolve();
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#waiters.push({ done, resolve });
+    return promise;
+  }
+
+  #check(): void {
+    this.#waiters = this.#waiters.filter((waiter) => {
+      if (!waiter.done()) return true;
+      waiter.resolve();
+      return false;
+    });
+  }
+}
+
+/**
+ * Reads messages until `count` end markers (`end <who>`) arrived, and
+ * returns every text received, grouped by publisher (the first word).
+ */
+async function readUntilEnds(
+  conn: Connection,
+  count: number,
+  bound: number,
+): Promise<Map<string, string[]>> {
+  const byPublisher = new Map<string, string[]>();
+  let ends = 0;
+  for (let i = 0; i < bound && ends < count; i++) {
+    const text = `${await within(conn.nextMessage(), "a published message")}`;
+    const [publisher = "", ...rest] = text.split(" ");
+    if (publisher === "end") {
+      ends++;
+      continue;
+    }
+    const list = byPublisher.get(publisher) ?? [];
+    list.push(rest.join(" "));
+    byPublisher.set(publisher, list);
+  }
+  assertEquals(ends, count, "every publisher's end marker arrived");
+  return byPublisher;
+}
+
+Deno.test({
+  name:
+    "RedisBroker carries publishes between servers once each, in order, keeping text and binary",
+  ignore,
+  async fn() {
+    await using redis = await RedisServer.start();
+    await using a = listen({
+      broker: new RedisBroker({ url: redis.url }),
+      onEstablish: topicProtocol("a"),
+    });
+    await using b = listen({
+      broker: new RedisBroker({ url: redis.url }),
+      onEstablish: topicProtocol("b"),
+    });
+    await using onA = await joinTopics(wsUrl(a), "t");
+    await using onB = await joinTopics(wsUrl(b), "t");
+    await using publisher = await joinTopics(wsUrl(a));
+
+    publisher.send("burst t n 200");
+    await expectText(publisher, "published 200");
+    publisher.send("pubbin t 0,1,255");
+    await expectText(publisher, "published");
+    publisher.send("pub t héllo €");
+    await expectText(publisher, "published");
+    // onA is on the publisher's server: Redis echoes the publish back to a,
+    // which must not deliver it a second time.
+    for (const client of [onA, onB]) {
+      for (let i = 0; i < 200; i++) await expectText(client, `n ${i}`);
+      const binary = await within(client.nextMessage(), "the binary publish");
+      assert(binary.isBinary());
+      assertEquals(binary.body, new Uint8Array([0, 1, 255]));
+      await expectText(client, "héllo €");
+      client.send("who"); // a duplicate would arrive before the answer
+    }
+    await expectText(onA, "a");
+    await expectText(onB, "b");
+  },
+});
+
+Deno.test({
+  name:
+    "RedisBroker stops receiving a topic when its last local subscriber leaves",
+  ignore,
+  async fn() {
+    await using redis = await RedisServer.start();
+    await using a = listen({
+      broker: new RedisBroker({ url: redis.url }),
+      onEstablish: topicProtocol("a"),
+    });
+    await using b = listen({
+      broker: new RedisBroker({ url: redis.url }),
+      onEstablish: topicProtocol("b"),
+    });
+    await using onA = await joinTopics(wsUrl(a), "left", "stays");
+    await using publisher = await joinTopics(wsUrl(b));
+    onA.send("unsub left");
+    await expectText(onA, "unsubscribed left");
+
+    publisher.send("pub left not for a");
+    await expectText(publisher, "published");
+    publisher.send("pub stays for a");
+    await expectText(publisher, "published");
+    // One publisher, one order: "left" would have come first.
+    await expectText(onA, "for a");
+  },
+});
+
+Deno.test({
+  name:
+    "three serve() processes sharing Redis deliver every publish to every subscriber exactly once, in per-publisher order",
+  ignore,
+  async fn() {
+    await using redis = await RedisServer.start();
+    const names = ["p1", "p2", "p3"];
+    const nodes = names.map((name) =>
+      new ServerProcess("run", ["-A", "tests/_redis_node.ts", redis.url, name])
+    );
+    const clients: Connection[] = [];
+    try {
+      const urls = await Promise.all(
+        nodes.map((node) => within(node.url, "a node to listen", 30)),
+      );
+      // On each process: a publisher (itself subscribed) and a subscriber.
+      const publishers: Connection[] = [];
+      const subscribers: Connection[] = [];
+      for (const url of urls) {
+        const publisher = await joinTopics(url, "room");
+        const subscriber = await joinTopics(url, "room");
+        clients.push(publisher, subscriber);
+        publishers.push(publisher);
+        subscribers.push(subscriber);
+      }
+
+      const COUNT = 100;
+      // All three publish at once; then each sends its end marker.
+      for (const [i, publisher] of publishers.entries()) {
+        publisher.send(`burst room ${names[i]} ${COUNT}`);
+      }
+      for (const [i, publisher] of publishers.entries()) {
+        // Its own burst is not sent back to it: the next message of its own
+        // is the acknowledgement, but others' publishes may come first.
+        publisher.send(`pub room end ${names[i]}`);
+      }
+
+      const expected = (except?: string) =>
+        new Map(
+          names.filter((name) => name !== except).map((name) => [
+            name,
+            Array.from({ length: COUNT }, (_, i) => `${i}`),
+          ]),
+        );
+      const bound = 3 * (COUNT + 3);
+      for (const subscriber of subscribers) {
+        assertEquals(
+          await readUntilEnds(subscriber, 3, bound),
+          expected(),
+          "a subscriber got all 3 × 100, once each, in order",
+        );
+      }
+      for (const [i, publisher] of publishers.entries()) {
+        // Everything else it reads: the two acknowledgements of its own
+        // publishes, the others' messages, the others' end markers.
+        const received = new Map<string, string[]>();
+        let ends = 0;
+        let acks = 0;
+        for (let n = 0; n < bound && (ends < 2 || acks < 2); n++) {
+          const text = `${await within(publisher.nextMessage(), "a message")}`;
+          if (text.startsWith("published")) acks++;
+          else if (text.startsWith("end ")) ends++;
+          else {
+            const [who = "", seq = ""] = text.split(" ");
+            received.set(who, [...(received.get(who) ?? []), seq]);
+          }
+        }
+        assertEquals([ends, acks], [2, 2]);
+        assertEquals(received, expected(names[i]));
+      }
+      // Nothing else is on its way: each client's next message answers `who`.
+      for (const [i, client] of clients.entries()) {
+        client.send("who");
+        await expectText(client, names[Math.floor(i / 2)]!);
+      }
+    } finally {
+      for (const client of clients) await client.close().closed;
+      const statuses = await Promise.all(nodes.map((node) => node.stop()));
+      for (const [i, status] of statuses.entries()) {
+        assertEquals(status.code, 0, nodes[i]!.output);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "when Redis restarts, publishes made while it is down are rejected and reported, and the brokers reconnect and resubscribe",
+  ignore,
+  async fn() {
+    await using redis = await RedisServer.start();
+    const eventsA = new BrokerEvents();
+    const eventsB = new BrokerEvents();
+    const broker = (events: BrokerEvents) =>
+      new RedisBroker({
+        url: redis.url,
+        maxReconnectDelay: 100,
+        onReady: events.onReady,
+        onError: events.onError,
+      });
+    await using a = listen({
+      broker: broker(eventsA),
+      onEstablish: topicProtocol("a"),
+    });
+    await using b = listen({
+      broker: broker(eventsB),
+      onEstablish: topicProtocol("b"),
+    });
+    await using onA = await joinTopics(wsUrl(a), "t");
+    await using onB = await joinTopics(wsUrl(b), "t");
+    await using publisher = await joinTopics(wsUrl(b));
+    await within(eventsB.until(() => eventsB.readies >= 1), "b ready");
+
+    publisher.send("pub t before");
+    await expectText(publisher, "published");
+    await expectText(onA, "before");
+    await expectText(onB, "before");
+
+    await redis.stop();
+    await within(
+      eventsB.until(() =>
+        eventsB.errors.some((e) => e.message.includes("publish connection"))
+      ),
+      "b to notice that Redis is gone",
+    );
+    publisher.send("pub t during");
+    const failed = `${await within(publisher.nextMessage(), "the failure")}`;
+    assertStringIncludes(
+      failed,
+      `failed Cannot publish to "t": Redis at 127.0.0.1:${redis.port} did not take it`,
+    );
+    // Reported through onError too, for callers that do not await.
+    const reported = eventsB.errors.find((e) =>
+      e.message.startsWith('Cannot publish to "t"')
+    );
+    assertInstanceOf(reported, Error);
+    // The local subscriber got it anyway; a's did not.
+    await expectText(onB, "during");
+
+    const readiesA = eventsA.readies;
+    const readiesB = eventsB.readies;
+    await redis.restart();
+    await within(
+      Promise.all([
+        eventsA.until(() => eventsA.readies > readiesA),
+        eventsB.until(() => eventsB.readies > readiesB),
+      ]),
+      "both brokers to reconnect and resubscribe",
+      10,
+    );
+    publisher.send("pub t after");
+    await expectText(publisher, "published");
+    await expectText(onA, "after"); // "during" was never delivered here
+    await expectText(onB, "after");
+  },
+});
+
+Deno.test({
+  name:
+    "RedisBroker rejects publishes when Redis was never reachable, and reports it",
+  ignore,
+  async fn() {
+    // A port with nothing listening: start a server to learn a free port,
+    // then stop it.
+    const redis = await RedisServer.start();
+    await redis.stop();
+    const events = new BrokerEvents();
+    const broker = new RedisBroker({
+      url: redis.url,
+      connectTimeout: 200,
+      onError: events.onError,
+    });
+    broker.start(() => {});
+    try {
+      const error = await assertRejects(() => broker.publish("t", "x"));
+      assertEquals(
+        (error as Error).message,
+        `Cannot publish to "t": Redis at 127.0.0.1:${redis.port} did not take it (Redis at 127.0.0.1:${redis.port} was not reachable within 200 ms)`,
+      );
+      assert(events.errors.includes(error as Error));
+    } finally {
+      await broker.close();
+    }
+  },
+});
+
+Deno.test("RedisBroker checks its options and its state", async () => {
+  assertThrows(
+    () => new RedisBroker({ url: "http://127.0.0.1:6379" }),
+    TypeError,
+    'Cannot create a RedisBroker: url must be a redis:// or rediss:// URL, got "http://127.0.0.1:6379"',
+  );
+  assertThrows(
+    () => new RedisBroker({ maxReconnectDelay: 0 }),
+    RangeError,
+    "Cannot create a RedisBroker: maxReconnectDelay must be a positive number of milliseconds, got 0",
+  );
+  const broker = new RedisBroker();
+  assertThrows(
+    () => broker.publish("t", "x"),
+    TypeError,
+    'Cannot publish to "t": the RedisBroker is not started',
+  );
+  await broker.close();
+  assertThrows(
+    () => broker.start(() => {}),
+    TypeError,
+    "Cannot start a RedisBroker: it is already closed (create one broker per topic registry)",
+  );
+});

@@ -484,3 +484,49 @@ Deno.test("a DOM reconnect listener can hold the queue with waitUntil(); a rejec
   assertEquals(seen.reconnected.length, 1);
   assertEquals(server.requests, 2);
 });
+
+Deno.test("a reconnect handler that never settles closes the connection with 4011 after hookTimeout", async () => {
+  await using server = scripted([{ close: 1012 }, "echo"]);
+  const conn = await connect(server.url, {
+    reconnect: { ...FAST, hookTimeout: 50 },
+  });
+  conn.on("reconnecting", (conn) => void conn.send("never sent"));
+  conn.on("reconnect", () => new Promise(() => {}));
+  const info = await within(conn.closed, "the end");
+  assertEquals([info.code, info.reason], [4011, "handler error"]);
+  assertEquals(
+    info.error?.message,
+    "The reconnect handlers did not settle within 50 ms (hookTimeout)",
+  );
+  assertEquals(server.received, []);
+});
+
+Deno.test("connect() rejects bad reconnect options before opening a socket", async () => {
+  await using server = scripted(["echo"]);
+  await assertRejects(
+    () => connect(server.url, { reconnect: { maxAttempts: 0 } }),
+    RangeError,
+    "Cannot reconnect: maxAttempts must be an integer >= 1 or Infinity, got 0",
+  );
+  await assertRejects(
+    () => connect(server.url, { reconnect: { overflow: "drop" as never } }),
+    TypeError,
+    'Cannot reconnect: overflow must be "reject" or "drop-oldest", got "drop"',
+  );
+  assertEquals(server.requests, 0);
+});
+
+Deno.test("without the reconnect option a lost connection finishes as before, and reconnect handlers never run", async () => {
+  await using server = scripted([{ close: 1012, reason: "restart" }, "echo"]);
+  const conn = await connect(server.url);
+  const seen = record(conn);
+  const info = await within(conn.closed, "the end");
+  assertEquals<CloseInfo>(info, {
+    code: 1012,
+    reason: "restart",
+    wasClean: true,
+  });
+  assertEquals(seen, { reconnecting: [], reconnected: [] });
+  assertEquals(conn.reconnectStats, undefined);
+  assertEquals(server.requests, 1);
+});

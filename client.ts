@@ -17,7 +17,6 @@
  * @module
  */
 
-import { deadline } from "@std/async/deadline";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
 
@@ -263,8 +262,21 @@ async function openSocket<T>(
     }, { once: true });
   });
 
+  // Not @std/async's deadline(): its AbortSignal.timeout() keeps each
+  // attempt's timer and closures alive for the whole timeout (30 s by
+  // default) after the handshake succeeded, ~600 bytes per connect.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort: (() => void) | undefined;
+  const bound = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new DOMException("Handshake timed out", "TimeoutError")),
+      timeout,
+    );
+    onAbort = () => reject(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
   try {
-    return await deadline(opened, timeout, signal ? { signal } : {});
+    return await Promise.race([opened, bound]);
   } catch (error) {
     if (error instanceof ConnectError) throw error;
     socket.close();
@@ -279,6 +291,9 @@ async function openSocket<T>(
         cause: error,
       },
     );
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
   }
 }
 

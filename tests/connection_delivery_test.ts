@@ -12,52 +12,19 @@ import {
   assertStrictEquals,
 } from "@std/assert";
 import { connect } from "../client.ts";
-import { type Connection, ConnectionClosedError } from "../connection.ts";
+import { ConnectionClosedError } from "../connection.ts";
 import type { Message } from "../message.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
-import { Collector, openPair, type Side, sideCode, SIDES } from "./_pair.ts";
-import { RawPeer } from "./_raw_peer.ts";
-import { RawServer } from "./_raw_server.ts";
+import {
+  Collector,
+  droppablePair,
+  openPair,
+  sideCode,
+  SIDES,
+} from "./_pair.ts";
 
 /** Enough rounds to make an ordering race show up, few enough to stay fast. */
 const ROUNDS = 10;
-
-/**
- * A connection on `side` whose peer is raw TCP, so that the peer can drop
- * the connection without a close frame.
- */
-async function droppablePair(side: Side): Promise<
-  AsyncDisposable & { conn: Connection; drop(): void }
-> {
-  if (side === "server") {
-    const established = Promise.withResolvers<Connection>();
-    const server = listen({ onEstablish: (conn) => established.resolve(conn) });
-    const peer = await within(RawPeer.open(server.addr.port), "the handshake");
-    const conn = await within(established.promise, "onEstablish");
-    return {
-      conn,
-      drop: () => peer.drop(),
-      async [Symbol.asyncDispose]() {
-        peer.drop();
-        await within(conn.closed, "the connection to finish");
-        await server.shutdown();
-      },
-    };
-  }
-  const raw = new RawServer();
-  const accepted = raw.acceptWebSocket();
-  const conn = await within(connect(raw.url), "the client to connect");
-  const { peer } = await accepted;
-  return {
-    conn,
-    drop: () => peer.drop(),
-    async [Symbol.asyncDispose]() {
-      peer.drop();
-      await within(conn.closed, "the connection to finish");
-      await raw[Symbol.asyncDispose]();
-    },
-  };
-}
 
 Deno.test("a finish handler registered right after await connect() fires when the server sends and closes at once", async () => {
   await using server = listen({
@@ -97,10 +64,10 @@ Deno.test("handlers registered after microtask hops in the task that got the con
   }
 });
 
-Deno.test("a connection whose messages nobody read keeps them after finish for nextMessage()", async () => {
+Deno.test("a connection whose messages nobody read keeps them after finish for nextMessage() and for await", async () => {
   await using server = listen({
     onEstablish(conn) {
-      conn.send("kept").close(1000);
+      conn.send("kept").send("also kept").close(1000);
     },
   });
   const conn = await within(connect(wsUrl(server)), "connect");
@@ -109,6 +76,9 @@ Deno.test("a connection whose messages nobody read keeps them after finish for n
   const info = await within(conn.closed, "the close");
   assertEquals(finished, 1);
   assertEquals(`${await conn.nextMessage()}`, "kept");
+  const rest: string[] = [];
+  for await (const message of conn) rest.push(`${message}`);
+  assertEquals(rest, ["also kept"]);
   const error = await assertRejects(
     () => conn.nextMessage(),
     ConnectionClosedError,

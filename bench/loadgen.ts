@@ -292,6 +292,9 @@ async function echo(config: LoadConfig) {
     ...cpu,
     messages: after - before,
     roundTripsPerSecond: (after - before) / cpu.wall,
+    // CPU per message is steadier than throughput on a shared machine.
+    serverCpuMicros: cpu.serverCpu * cpu.wall / (after - before) * 1e6,
+    loadgenCpuMicros: cpu.loadgenCpu * cpu.wall / (after - before) * 1e6,
   };
 }
 
@@ -416,6 +419,7 @@ async function fanout(config: LoadConfig) {
     messagesPerSecond: n / seconds,
     loadgenCpu: loadgenCpu / wall,
     serverCpu: serverCpu / wall,
+    serverCpuMicros: serverCpu / (n * broadcasts) * 1e6,
     ...(config.memory
       ? { rssBefore, rssAfter, bytesPerConnection: (rssAfter - rssBefore) / n }
       : {}),

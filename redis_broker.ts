@@ -2,7 +2,9 @@
  * {@linkcode RedisBroker}: carries topic publishes between processes and
  * machines through Redis pub/sub, with node-redis (`@redis/client` from npm).
  * It is its own entry point so that applications without Redis never
- * download the client.
+ * download the client. Permissions: `--allow-net` for Redis, and
+ * `--allow-env=REDIS_DEBUG_MAINTENANCE` (node-redis reads it on connecting;
+ * without it every connection attempt fails and is reported to `onError`).
  *
  * Delivery, as Redis pub/sub gives it:
  * - While Redis is reachable, each publish reaches every subscribing

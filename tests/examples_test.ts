@@ -307,11 +307,11 @@ Deno.test("chat_server.ts answers bad input with an error to the sender only and
     ["null", "Cannot chat: expected a JSON object"],
     [
       '{"type":"shout","name":"a","text":"b"}',
-      'Cannot chat: unknown message type "shout" (expected "say")',
+      'Cannot chat: unknown message type "shout" (expected "say" or "join")',
     ],
     [
       '{"name":"a","text":"b"}',
-      'Cannot chat: unknown message type undefined (expected "say")',
+      'Cannot chat: unknown message type undefined (expected "say" or "join")',
     ],
     [
       '{"type":"say","text":"b"}',

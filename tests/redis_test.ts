@@ -6,6 +6,7 @@ import {
   assertStringIncludes,
   assertThrows,
 } from "@std/assert";
+import { connect } from "../client.ts";
 import type { Connection } from "../connection.ts";
 import { RedisBroker } from "../redis_broker.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
@@ -349,4 +350,62 @@ Deno.test("RedisBroker checks its options and its state", async () => {
     TypeError,
     "Cannot start a RedisBroker: it is already closed (create one broker per topic registry)",
   );
+});
+
+Deno.test({
+  name:
+    "the chat example shares rooms between two instances started with REDIS_URL",
+  ignore,
+  async fn() {
+    await using redis = await RedisServer.start();
+    const instance = () =>
+      new ServerProcess("run", [
+        "--allow-net",
+        // node-redis reads REDIS_DEBUG_MAINTENANCE when it connects.
+        "--allow-env=PORT,REDIS_URL,REDIS_DEBUG_MAINTENANCE",
+        "--allow-read",
+        "examples/chat_server.ts",
+      ], { PORT: "0", REDIS_URL: redis.url });
+    const instances = [instance(), instance()];
+    const clients: Connection[] = [];
+    try {
+      const [one, two] = await Promise.all(
+        instances.map((it) => within(it.url, "a chat instance", 30)),
+      );
+      const open = async (url: string) => {
+        const conn = await within(connect(`${url}ws`), "a chat connection");
+        clients.push(conn);
+        return conn;
+      };
+      const next = async (conn: Connection) =>
+        (await within(conn.nextMessage(), "a chat event")).json<
+          Record<string, unknown>
+        >();
+      const say = (conn: Connection, text: string) =>
+        conn.send(JSON.stringify({ type: "say", name: "n", text }));
+      const alice = await open(one!);
+      const bob = await open(two!);
+      const carol = await open(two!);
+      for (const conn of [alice, bob]) {
+        conn.send(JSON.stringify({ type: "join", room: "kitchen" }));
+        assertEquals(await next(conn), { type: "joined", room: "kitchen" });
+      }
+
+      say(alice, "across instances");
+      assertEquals((await next(alice)).text, "across instances");
+      assertEquals((await next(bob)).text, "across instances");
+      say(carol, "lobby only");
+      // Carol is in the lobby: her next event is her own line.
+      assertEquals((await next(carol)).text, "lobby only");
+      say(bob, "and back");
+      assertEquals((await next(alice)).text, "and back");
+      assertEquals((await next(bob)).text, "and back");
+    } finally {
+      for (const conn of clients) await conn.close().closed;
+      const statuses = await Promise.all(instances.map((it) => it.stop()));
+      for (const [i, status] of statuses.entries()) {
+        assertEquals(status.code, 0, instances[i]!.output);
+      }
+    }
+  },
 });

@@ -16,6 +16,7 @@ import {
   type TopicPayload,
   Topics,
 } from "../topics.ts";
+import { startChatServer } from "../examples/chat_server.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
 import { expectText, joinTopics } from "./_topic_client.ts";
 import { topicProtocol } from "./_topic_protocol.ts";
@@ -377,4 +378,48 @@ Deno.test("a server given its own Topics does not close it on shutdown", async (
     await using _server = listen({ topics, onEstablish() {} });
   }
   await topics.publish("t", "still open");
+});
+
+Deno.test("the chat example keeps each line inside the sender's room", async () => {
+  await using chat = startChatServer({ port: 0 });
+  const url = `ws://127.0.0.1:${chat.addr.port}/ws`;
+  await using alice = await connect(url);
+  await using bob = await connect(url);
+  await using carol = await connect(url);
+  const say = (conn: Connection, text: string) =>
+    conn.send(JSON.stringify({ type: "say", name: "n", text }));
+  const next = async (conn: Connection) =>
+    (await within(conn.nextMessage(), "a chat event")).json<
+      Record<string, unknown>
+    >();
+
+  carol.send(JSON.stringify({ type: "join", room: "kitchen" }));
+  assertEquals(await next(carol), { type: "joined", room: "kitchen" });
+  say(alice, "in the lobby");
+  assertEquals((await next(alice)).text, "in the lobby");
+  assertEquals((await next(bob)).text, "in the lobby");
+  say(carol, "in the kitchen");
+  // Carol's next event is her own line: the lobby's did not reach her.
+  assertEquals((await next(carol)).text, "in the kitchen");
+
+  bob.send(JSON.stringify({ type: "join", room: "kitchen" }));
+  assertEquals(await next(bob), { type: "joined", room: "kitchen" });
+  say(carol, "hi bob");
+  assertEquals((await next(bob)).text, "hi bob");
+  assertEquals((await next(carol)).text, "hi bob");
+  say(alice, "alone now");
+  assertEquals((await next(alice)).text, "alone now");
+
+  bob.send(JSON.stringify({ type: "join", room: "" }));
+  assertEquals(await next(bob), {
+    type: "error",
+    message: 'Cannot join: "room" must be a non-empty string',
+  });
+  bob.send(JSON.stringify({ type: "join", room: "x".repeat(65) }));
+  assertEquals(await next(bob), {
+    type: "error",
+    message: 'Cannot join: "room" is 65 characters long, the limit is 64',
+  });
+  assertEquals(chat.subscriberCount("kitchen"), 2);
+  assertEquals(chat.subscriberCount("lobby"), 1);
 });

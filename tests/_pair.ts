@@ -9,6 +9,8 @@ import { connect, type ConnectOptions } from "../client.ts";
 import type { Connection } from "../connection.ts";
 import type { ServeOptions, Server } from "../server.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
+import { RawPeer } from "./_raw_peer.ts";
+import { RawServer } from "./_raw_server.ts";
 
 /** The two sides of a connection. */
 export type Side = "server" | "client";
@@ -122,4 +124,52 @@ export async function capturingConsoleError<T>(
   } finally {
     console.error = original;
   }
+}
+
+/**
+ * A connection on `side` whose peer is raw TCP, so that the peer can drop
+ * the connection without a close frame.
+ */
+export async function droppablePair(
+  side: Side,
+  options: { closeTimeout?: number } = {},
+): Promise<
+  AsyncDisposable & { conn: Connection; peer: RawPeer; drop(): void }
+> {
+  if (side === "server") {
+    const established = Promise.withResolvers<Connection>();
+    const server = listen({
+      ...options,
+      onEstablish: (conn) => established.resolve(conn),
+    });
+    const peer = await within(RawPeer.open(server.addr.port), "the handshake");
+    const conn = await within(established.promise, "onEstablish");
+    return {
+      conn,
+      peer,
+      drop: () => peer.drop(),
+      async [Symbol.asyncDispose]() {
+        peer.drop();
+        await within(conn.closed, "the connection to finish");
+        await server.shutdown();
+      },
+    };
+  }
+  const raw = new RawServer();
+  const accepted = raw.acceptWebSocket();
+  const conn = await within(
+    connect(raw.url, options),
+    "the client to connect",
+  );
+  const { peer } = await accepted;
+  return {
+    conn,
+    peer,
+    drop: () => peer.drop(),
+    async [Symbol.asyncDispose]() {
+      peer.drop();
+      await within(conn.closed, "the connection to finish");
+      await raw[Symbol.asyncDispose]();
+    },
+  };
 }

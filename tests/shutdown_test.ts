@@ -5,7 +5,7 @@
  * `finished` — with 1 000 open connections.
  */
 
-import { assert, assertEquals, assertRejects } from "@std/assert";
+import { assertEquals, assertRejects } from "@std/assert";
 import { connect, ConnectError } from "../client.ts";
 import type { Connection } from "../connection.ts";
 import type { Server } from "../server.ts";

@@ -1527,6 +1527,8 @@ export class Connection extends EventTarget {
   #lost(info: CloseInfo): void {
     this.#detach.abort(); // nothing more from the old socket
     this.#socketError = undefined;
+    clearInterval(this.#inactivityTimer); // re-armed for the next socket
+    this.#inactivityTimer = undefined;
     this.#socketGeneration++;
     const abort = new AbortController();
     this.#reconnecting = abort;
@@ -1539,6 +1541,18 @@ export class Connection extends EventTarget {
       if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
       this.#finishWhenDelivered(end);
     });
+  }
+
+  /** The peer went silent (inactivityTimeout): drop its socket, reconnect. */
+  #abandonSocket(error: Error): void {
+    const socket = this.#socket;
+    this.#lost({
+      code: CLOSE_CODE.ABNORMAL,
+      reason: "",
+      wasClean: false,
+      error,
+    });
+    socket.close(); // Deno may keep it CLOSING (denoland/deno#27924): detached
   }
 
   #emitReconnecting(info: ReconnectingInfo): void {
@@ -1558,6 +1572,7 @@ export class Connection extends EventTarget {
     this.#socket = socket;
     this.#detach = new AbortController();
     this.#attach(socket);
+    this.#watchInactivity();
     // A connection whose first socket never opened was never released.
     if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
     const generation = ++this.#socketGeneration;
@@ -1742,6 +1757,10 @@ export class Connection extends EventTarget {
         `No message from the peer for ${this.#inactivityTimeout} ms (inactivityTimeout): it is gone or not sending`,
         "TimeoutError",
       );
+      if (this.#reconnector && !this.#closeRequested && !this.#failure) {
+        this.#abandonSocket(error); // a silent peer is a lost one
+        return;
+      }
       if (this.#held) this.#pendingErrors.push(error);
       else this.#emitError(error);
       this.terminate(error);
@@ -2044,6 +2063,48 @@ export function checkCloseCode(code: number, role: Role): void {
     );
   }
 }
+
+/**
+ * Checks the numeric limits of {@linkcode ConnectionOptions} as the
+ * {@linkcode Connection} constructor does. `serve()`, `createHandler()`,
+ * `upgrade()` and `connect()` call it up front, so that a bad option fails the
+ * call that received it instead of every connection later (a server would
+ * otherwise answer each upgrade with an error, and a client would throw
+ * inside an event listener).
+ *
+ * @param options The options to check; absent limits are fine.
+ * @throws {RangeError} If a limit is not a number or is below its minimum.
+ *
+ * @example
+ * ```ts
+ * import { checkConnectionOptions } from "@anyws/anyws/connection";
+ * import { assertThrows } from "@std/assert";
+ *
+ * checkConnectionOptions({ maxMessageSize: 1024 });
+ * assertThrows(() => checkConnectionOptions({ maxMessageSize: 0 }), RangeError);
+ * ```
+ */
+export function checkConnectionOptions(
+  options: Pick<
+    ConnectionOptions,
+    (typeof LIMITS)[number][0]
+  >,
+): void {
+  for (const [name, min] of LIMITS) {
+    const value = options[name];
+    if (value !== undefined) positive(name, value, min);
+  }
+}
+
+// The numeric options and their minimums, as the constructor checks them.
+const LIMITS = [
+  ["maxMessageSize", 1],
+  ["maxPendingMessages", 1],
+  ["closeTimeout", 0],
+  ["maxBufferedAmount", 1],
+  ["highWaterMark", 0],
+  ["inactivityTimeout", 0],
+] as const;
 
 function positive(name: string, value: number, min = 1): number {
   if (typeof value !== "number" || Number.isNaN(value) || value < min) {

@@ -530,3 +530,35 @@ Deno.test("without the reconnect option a lost connection finishes as before, an
   assertEquals(conn.reconnectStats, undefined);
   assertEquals(server.requests, 1);
 });
+
+Deno.test("a peer that goes silent past inactivityTimeout counts as lost (1006): the connection reconnects and watches the new socket too", async () => {
+  await using raw = new RawServer();
+  const first = raw.acceptWebSocket();
+  const conn = await connect(raw.url, {
+    reconnect: FAST,
+    inactivityTimeout: 100,
+    closeTimeout: 1000,
+  });
+  await within(first, "the first connection");
+  const seen = record(conn);
+  const second = raw.acceptWebSocket();
+  const lost = nextEvent(conn, "reconnecting");
+  const { cause } = await within(lost, "the first silence");
+  assertInstanceOf(cause, ConnectionClosedError);
+  assertEquals(cause.code, 1006);
+  assertEquals(
+    cause.message,
+    "Connection closed with code 1006: No message from the peer for 100 ms (inactivityTimeout): it is gone or not sending",
+  );
+  await within(second, "the second connection");
+  // The new socket is watched as well: its silence starts another round.
+  await within(nextEvent(conn, "reconnecting"), "the second silence");
+  assertEquals(seen.reconnected.length, 1);
+  assertEquals(conn.closeCode, undefined);
+  const info = await within(conn.close(4000, "enough").closed, "the close", 1);
+  assertEquals<CloseInfo>(info, {
+    code: 4000,
+    reason: "enough",
+    wasClean: true,
+  });
+});

@@ -17,7 +17,11 @@
  * @module
  */
 
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import {
+  checkConnectionOptions,
+  Connection,
+  type ConnectionOptions,
+} from "./connection.ts";
 import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
 
 /** Options for {@linkcode connect} and {@linkcode Client}. */
@@ -124,7 +128,8 @@ const SCHEMES = new Set(["ws:", "wss:", "http:", "https:"]);
  * out, is aborted, or the server refuses the handshake (with `status`);
  * "no subprotocol in response" or "subprotocol mismatch, requested: ...,
  * got: ..." when the server's choice does not fit `protocols`.
- * @throws {RangeError} For a `reconnect` option out of range.
+ * @throws {RangeError} For a `reconnect` option or a connection limit
+ * (`maxMessageSize`, ...) out of range.
  * @throws {TypeError} For a `reconnect.overflow` or `reconnect.random` of
  * the wrong kind.
  *
@@ -159,6 +164,7 @@ export async function connect(
   if (!parsed || !SCHEMES.has(parsed.protocol)) {
     throw new ConnectError(`URI is not a websocket: ${target}`, target);
   }
+  checkConnectionOptions(options);
   const protocols = options.protocols === undefined
     ? []
     : typeof options.protocols === "string"

@@ -791,7 +791,9 @@ export class Connection extends EventTarget {
    * are queued and flushed on open. Once the connection is closing or closed,
    * nothing is sent and nothing is thrown (as in Perl): check
    * {@linkcode Connection.readyState} or await {@linkcode Connection.closed}
-   * when that matters.
+   * when that matters. A reconnecting connection (`connect(url, { reconnect
+   * })`) instead queues what is sent while its socket is lost or being
+   * replaced, in a bounded queue sent after the `reconnect` handlers.
    *
    * @param data What to send.
    * @returns This connection, for chaining.
@@ -1535,7 +1537,15 @@ export class Connection extends EventTarget {
     this.#reconnector!.reopen(info, new ConnectionClosedError(info), {
       reconnecting: (next) => this.#emitReconnecting(next),
       adopt: (socket, attempt) => this.#adopt(socket, attempt),
-    }, abort.signal).then((end) => {
+    }, abort.signal).then(
+      (end) => end,
+      // Not expected (reopen() turns failures into a CloseInfo), but an
+      // unhandled rejection would end the process: finish with it instead.
+      (error) => ({
+        ...info,
+        error: error instanceof Error ? error : new Error(String(error)),
+      }),
+    ).then((end) => {
       if (!end || this.#reconnecting !== abort) return;
       this.#reconnecting = undefined;
       if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
@@ -2087,7 +2097,12 @@ export function checkCloseCode(code: number, role: Role): void {
 export function checkConnectionOptions(
   options: Pick<
     ConnectionOptions,
-    (typeof LIMITS)[number][0]
+    | "maxMessageSize"
+    | "maxPendingMessages"
+    | "closeTimeout"
+    | "maxBufferedAmount"
+    | "highWaterMark"
+    | "inactivityTimeout"
   >,
 ): void {
   for (const [name, min] of LIMITS) {

@@ -20,7 +20,11 @@
  * @module
  */
 
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import {
+  checkConnectionOptions,
+  Connection,
+  type ConnectionOptions,
+} from "./connection.ts";
 import {
   type Authorize,
   checkOrigin,
@@ -276,6 +280,8 @@ export function parseProtocols(header: string | null): string[] {
  * @param options Subprotocols, limits and `idleTimeout`.
  * @param info The serve handler info, for {@linkcode Connection.remoteAddr}.
  * @returns The response to return, and the connection or the error.
+ * @throws {RangeError} If a connection limit (`maxMessageSize`, ...) is out
+ * of range: a programming error, not a bad handshake.
  *
  * @example With Deno.serve
  * ```ts
@@ -295,6 +301,7 @@ export function upgrade(
   options: UpgradeOptions = {},
   info?: Deno.ServeHandlerInfo,
 ): UpgradeResult {
+  checkConnectionOptions(options);
   const problem = checkHandshake(request) ?? refuseOrigin(request, options);
   if (problem) return { response: problem.toResponse(), error: problem };
 
@@ -357,6 +364,8 @@ export function upgrade(
  * @param options `onEstablish` (required) and the other handler options.
  * @returns A handler `(request, info?) => Promise<Response>` that never throws.
  * @throws {TypeError} If `onEstablish` is missing or not a function.
+ * @throws {RangeError} If a connection limit (`maxMessageSize`, ...) is out
+ * of range.
  *
  * @example Deno Deploy / deno serve
  * ```ts
@@ -385,6 +394,8 @@ export function createHandler(
  * @param options Listening options and the handler options.
  * @returns The running server.
  * @throws {TypeError} If `onEstablish` is missing or not a function.
+ * @throws {RangeError} If a connection limit (`maxMessageSize`, ...) is out
+ * of range.
  *
  * @example Echo, and "quit" closes (the Plack synopsis)
  * ```ts
@@ -431,6 +442,7 @@ export class Server implements AsyncDisposable {
    *
    * @param options As for {@linkcode serve}.
    * @throws {TypeError} If `onEstablish` is missing or not a function.
+   * @throws {RangeError} If a connection limit is out of range.
    *
    * @example
    * ```ts
@@ -638,6 +650,7 @@ function buildHandler(
       "Cannot create a WebSocket handler: onEstablish must be a function (it receives each connection)",
     );
   }
+  checkConnectionOptions(options);
   const { onEstablish, onError, path, fallback, authorize } = options;
   const upgradeOptions = { ...options, topics: handlerTopics(options) };
   const answerError = async (request: Request, error: HandshakeError) => {

@@ -187,6 +187,20 @@ Deno.test('connect() rejects a server that chose a protocol it was not offered: 
   );
 });
 
+Deno.test("connect() rejects an out-of-range connection limit with a RangeError before connecting", async () => {
+  await using raw = new RawServer();
+  await assertRejects(
+    () => connect(raw.url, { maxMessageSize: -1 }),
+    RangeError,
+    "Cannot create a Connection: maxMessageSize must be a number >= 1, got -1",
+  );
+  await assertRejects(
+    () => new Client({ closeTimeout: Number.NaN }).connect(raw.url),
+    RangeError,
+    "Cannot create a Connection: closeTimeout must be a number >= 0, got NaN",
+  );
+});
+
 Deno.test("connect() accepts protocols as a string or a list and exposes the chosen one", async () => {
   await using server = listen({ protocols: ["b", "a"], onEstablish() {} });
   await using single = await within(

@@ -82,6 +82,24 @@ Deno.test("serve() without an onEstablish function throws a TypeError", () => {
   );
 });
 
+Deno.test("serve(), createHandler() and upgrade() refuse an out-of-range connection limit when called, not per connection", () => {
+  assertThrows(
+    () => serve({ port: 0, maxMessageSize: 0, onEstablish() {} }),
+    RangeError,
+    "Cannot create a Connection: maxMessageSize must be a number >= 1, got 0",
+  );
+  assertThrows(
+    () => createHandler({ maxPendingMessages: NaN, onEstablish() {} }),
+    RangeError,
+    "Cannot create a Connection: maxPendingMessages must be a number >= 1, got NaN",
+  );
+  assertThrows(
+    () => upgrade(new Request("http://localhost/"), { closeTimeout: -1 }),
+    RangeError,
+    "Cannot create a Connection: closeTimeout must be a number >= 0, got -1",
+  );
+});
+
 Deno.test("serve() answers a non-upgrade request with 426 and Sec-WebSocket-Version: 13 by default", async () => {
   await using server = listen({ onEstablish() {} });
   const response = await fetch(`http://127.0.0.1:${server.addr.port}/`);

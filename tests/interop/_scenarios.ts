@@ -29,7 +29,7 @@ import type { Peer } from "./_peer_process.ts";
 export const OFFERED = ["chat.v2", "chat.v1"];
 /** The one subprotocol every server side speaks. */
 export const CHOSEN = "chat.v1";
-/** A close reason with 2-, 3- and 4-byte UTF-8 characters (41 bytes). */
+/** A close reason with 2-, 3- and 4-byte UTF-8 characters (32 bytes). */
 export const OUR_REASON = "fin — ünïcødé ✓ 終 🏁";
 /** The reason the peer closes with. */
 export const PEER_REASON = "au revoir 👋 ça va ✓";

@@ -128,8 +128,19 @@ export interface ConnectionOptions {
    * @default {"server" when `request` is given, else "client"}
    */
   role?: Role | undefined;
-  /** The upgrade request (server side). */
-  request?: Request | undefined;
+  /**
+   * The upgrade request (server side), or a function that returns it when
+   * {@linkcode Connection.request} is read: a server passes one, so that a
+   * readable copy of the upgrade request is made only for code that reads
+   * it rather than kept by every connection. Give `url` with a function.
+   */
+  request?: Request | (() => Request) | undefined;
+  /**
+   * The URL (server side) when `request` is a function.
+   *
+   * @default {the request's URL, else the socket's}
+   */
+  url?: string | undefined;
   /** The peer's address (server side), captured before upgrading. */
   remoteAddr?: Deno.NetAddr | undefined;
   /** The negotiated subprotocol, when the socket does not report it. */
@@ -421,7 +432,7 @@ interface Waiter {
 export class Connection extends EventTarget {
   #socket: WebSocket;
   readonly #role: Role;
-  readonly #request: Request | undefined;
+  readonly #request: Request | (() => Request) | undefined;
   readonly #remoteAddr: Deno.NetAddr | undefined;
   readonly #url: string;
   #subprotocol: string | undefined;
@@ -525,7 +536,11 @@ export class Connection extends EventTarget {
     this.#role = options.role ?? (options.request ? "server" : "client");
     this.#request = options.request;
     this.#remoteAddr = options.remoteAddr;
-    this.#url = options.request?.url ?? socket.url;
+    this.#url = options.url ??
+      (typeof options.request === "function"
+        ? undefined
+        : options.request?.url) ??
+      socket.url;
     this.#subprotocol = options.subprotocol;
     this.#maxMessageSize = positive(
       "maxMessageSize",
@@ -640,7 +655,8 @@ export class Connection extends EventTarget {
 
   /** The upgrade `Request` (server side only). */
   get request(): Request | undefined {
-    return this.#request;
+    const request = this.#request;
+    return typeof request === "function" ? request() : request;
   }
 
   /** The peer's address (server side only). */

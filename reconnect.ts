@@ -549,7 +549,8 @@ export interface ReopenHooks {
  * The reconnect loop and the queue of one client connection. `connect(url,
  * { reconnect })` creates it; a `Connection` given one in
  * `ConnectionOptions.reconnect` calls {@linkcode Reconnector.reopen} instead
- * of finishing when its socket is lost, and queues sends meanwhile.
+ * of finishing when its socket is lost, and queues sends meanwhile. It holds
+ * that connection's queue and counters: give each connection its own.
  *
  * @example Reconnect around your own socket factory
  * ```ts

@@ -12,6 +12,7 @@ import {
 } from "@std/assert";
 import { Client, connect, ConnectError } from "../client.ts";
 import type { Connection } from "../connection.ts";
+import { serve } from "../server.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
 import { Collector } from "./_pair.ts";
 import { RawServer } from "./_raw_server.ts";
@@ -276,4 +277,22 @@ Deno.test("Client connects with its options and keeps a copy of them", async () 
     "URI is not a websocket: gopher://x/",
   );
   assert(new Client().options !== new Client().options);
+});
+
+Deno.test("serve() and connect() work over IPv6 loopback and remoteAddr says so", async () => {
+  const established = Promise.withResolvers<Connection>();
+  await using server = serve({
+    port: 0,
+    hostname: "::1",
+    onListen() {},
+    onEstablish: (conn) => established.resolve(conn),
+  });
+  await using conn = await within(
+    connect(`ws://[::1]:${server.addr.port}/`),
+    "connect",
+  );
+  const serverConn = await within(established.promise, "onEstablish");
+  assertEquals(serverConn.remoteAddr?.hostname, "::1");
+  serverConn.send("over v6");
+  assertEquals(`${await within(conn.nextMessage(), "the message")}`, "over v6");
 });

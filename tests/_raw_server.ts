@@ -47,12 +47,15 @@ export class RawServer implements AsyncDisposable {
 
   /**
    * Accepts one connection, reads its handshake request and answers 101 with
-   * a correct `Sec-WebSocket-Accept` plus `headers`.
+   * a correct `Sec-WebSocket-Accept` plus `headers`. `trailing` bytes (e.g.
+   * frames) go out in the same write as the 101 response, so that the client
+   * reads them together with it.
    *
    * @returns The peer and the request's headers.
    */
   async acceptWebSocket(
     headers: Record<string, string> = {},
+    trailing: Uint8Array = new Uint8Array(),
   ): Promise<{ peer: RawPeer; request: Headers }> {
     const peer = await this.accept();
     const request = (await peer.readResponse()).headers;
@@ -65,7 +68,11 @@ export class RawServer implements AsyncDisposable {
       )}`,
       ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
     ];
-    await peer.write(`${lines.join("\r\n")}\r\n\r\n`);
+    const head = new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`);
+    const bytes = new Uint8Array(head.length + trailing.length);
+    bytes.set(head);
+    bytes.set(trailing, head.length);
+    await peer.write(bytes);
     return { peer, request };
   }
 

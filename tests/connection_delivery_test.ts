@@ -15,6 +15,8 @@ import { connect } from "../client.ts";
 import { ConnectionClosedError } from "../connection.ts";
 import type { Message } from "../message.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
+import { closePayload, encodeFrame, RawPeer } from "./_raw_peer.ts";
+import { RawServer } from "./_raw_server.ts";
 import {
   Collector,
   droppablePair,
@@ -22,6 +24,16 @@ import {
   sideCode,
   SIDES,
 } from "./_pair.ts";
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
 
 /** Enough rounds to make an ordering race show up, few enough to stay fast. */
 const ROUNDS = 10;
@@ -46,6 +58,45 @@ Deno.test("a finish handler registered right after await connect() fires when th
     assertEquals([info.code, info.reason, info.wasClean], [1000, "bye", true]);
   }
 });
+
+for (const ending of ["a close frame", "a dropped TCP connection"] as const) {
+  Deno.test(`a finish handler registered right after await connect() fires when the 101, a message and ${ending} arrive in one TCP segment`, async () => {
+    // Deno then fires open, message and close within one task: only the
+    // hold keeps finish from firing before the handlers exist.
+    const clean = ending === "a close frame";
+    const trailing = concat(
+      encodeFrame({ opcode: 1, payload: "hello", mask: false }),
+      clean
+        ? encodeFrame({
+          opcode: 8,
+          payload: closePayload(1000, "bye"),
+          mask: false,
+        })
+        : new Uint8Array(),
+    );
+    for (let round = 0; round < ROUNDS; round++) {
+      await using raw = new RawServer();
+      const served = raw.acceptWebSocket({}, trailing).then(({ peer }) =>
+        peer.drop()
+      );
+      const conn = await within(connect(raw.url), "connect");
+      const events: string[] = [];
+      conn.on("message", (_c, data) => events.push(`message:${data}`));
+      conn.on(
+        "finish",
+        (_c, error) =>
+          events.push(error === undefined ? "finish" : "finish with error"),
+      );
+      await within(served, "the raw server");
+      const info = await within(conn.closed, "the finish");
+      assertEquals(events, [
+        "message:hello",
+        clean ? "finish" : "finish with error",
+      ], `round ${round}`);
+      assertEquals(info.code, clean ? 1000 : 1006);
+    }
+  });
+}
 
 Deno.test("handlers registered after microtask hops in the task that got the connection still see everything", async () => {
   await using server = listen({
@@ -116,6 +167,47 @@ Deno.test("handlers registered in onEstablish see every message and the finish o
     assertEquals(events, ["1", "2", "3", "finish"]);
   }
 });
+
+for (const ending of ["a close frame", "a dropped TCP connection"] as const) {
+  Deno.test(`handlers registered in onEstablish after an await see the message and finish of a client that pipelines its handshake, a message and ${ending}`, async () => {
+    const clean = ending === "a close frame";
+    const seen = new Collector<string[]>(ROUNDS);
+    await using server = listen({
+      async onEstablish(conn) {
+        const events: string[] = [];
+        conn.on("message", (_c, data) => events.push(`message:${data}`));
+        await Promise.resolve();
+        await Promise.resolve();
+        conn.on("finish", (_c, error) => {
+          events.push(error === undefined ? "finish" : "finish with error");
+          seen.push(events);
+        });
+      },
+    });
+    const pipelined = concat(
+      new TextEncoder().encode(RawPeer.request()),
+      encodeFrame({ opcode: 1, payload: "early" }),
+      clean
+        ? encodeFrame({ opcode: 8, payload: closePayload(1000) })
+        : new Uint8Array(),
+    );
+    for (let round = 0; round < ROUNDS; round++) {
+      await using peer = await within(
+        RawPeer.connect(server.addr.port),
+        "TCP connect",
+      );
+      await peer.write(pipelined);
+      if (clean) await within(peer.readClose(), "the server's close reply");
+      else peer.drop();
+    }
+    for (const events of await seen.full("every server-side finish")) {
+      assertEquals(events, [
+        "message:early",
+        clean ? "finish" : "finish with error",
+      ]);
+    }
+  });
+}
 
 for (const side of SIDES) {
   Deno.test(`messages that arrive on the ${side} side before any consumer are held and delivered in order to every consumer registered in that task`, async () => {

@@ -389,6 +389,10 @@ export class RedisBroker implements Broker {
         ),
       );
     });
+    // Not ready from the first sign of trouble, so that onReady waits for
+    // both connections (and the replayed subscriptions) after an outage.
+    client.on("reconnecting", () => this.#ready.delete(role));
+    client.on("end", () => this.#ready.delete(role));
     client.on("ready", () => {
       // node-redis has replayed the subscriptions before it says "ready".
       this.#down.delete(role);

@@ -321,6 +321,7 @@ export function upgrade(
   // Deno throws "Request closed" if the info is read after upgrading.
   const remoteAddr = info?.remoteAddr as Deno.NetAddr | undefined;
   const readableRequest = readableCopy(request); // before upgrading: see there
+  const url = request.url;
   let upgraded: { socket: WebSocket; response: Response };
   try {
     upgraded = Deno.upgradeWebSocket(
@@ -343,6 +344,7 @@ export function upgrade(
   const connection = new Connection(upgraded.socket, {
     role: "server",
     request: readableRequest,
+    url,
     remoteAddr,
     subprotocol: protocol,
     maxMessageSize: options.maxMessageSize,
@@ -732,11 +734,27 @@ function handlerTopics(options: HandlerOptions): Topics {
  * closed". `onEstablish` and `conn.request` come later, so they get copies
  * made while the originals are still readable.
  */
-function readableCopy(request: Request): Request {
-  return new Request(request.url, {
-    method: request.method,
-    headers: request.headers,
-  });
+function readableCopy(request: Request): () => Request {
+  // Copying a Request costs about 4 KiB of heap, which every idle connection
+  // would keep (bench/: memory per idle connection). Keep the header strings
+  // (one flat array), build the copy when read, and hold it weakly: whoever
+  // keeps it sees the same object each time; once nobody does, it goes.
+  const { url, method } = request;
+  const headers: string[] = [];
+  for (const [name, value] of request.headers) headers.push(name, value);
+  let copy: WeakRef<Request> | undefined;
+  return () => {
+    let readable = copy?.deref();
+    if (!readable) {
+      const rebuilt = new Headers();
+      for (let i = 0; i < headers.length; i += 2) {
+        rebuilt.append(headers[i]!, headers[i + 1]!);
+      }
+      readable = new Request(url, { method, headers: rebuilt });
+      copy = new WeakRef(readable);
+    }
+    return readable;
+  };
 }
 
 function readableInfo(info: Deno.ServeHandlerInfo): Deno.ServeHandlerInfo {

@@ -349,17 +349,19 @@ async function fanout(config: LoadConfig) {
     return text;
   };
   let rssBefore = 0;
+  let heapBefore = 0;
   if (config.memory) {
-    await get("/gc");
+    heapBefore = Number(await get("/gc"));
     rssBefore = rssBytes(config.serverPid);
   }
   const openStart = performance.now();
   const clients = await openMany(config.port, n, config.concurrency ?? 100);
   const openSeconds = (performance.now() - openStart) / 1000;
   let rssAfter = 0;
+  let heapAfter = 0;
   if (config.memory) {
     await delay(300); // let the server finish its per-connection setup
-    await get("/gc");
+    heapAfter = Number(await get("/gc"));
     rssAfter = rssBytes(config.serverPid);
   }
 
@@ -421,7 +423,12 @@ async function fanout(config: LoadConfig) {
     serverCpu: serverCpu / wall,
     serverCpuMicros: serverCpu / (n * broadcasts) * 1e6,
     ...(config.memory
-      ? { rssBefore, rssAfter, bytesPerConnection: (rssAfter - rssBefore) / n }
+      ? {
+        rssBefore,
+        rssAfter,
+        bytesPerConnection: (rssAfter - rssBefore) / n,
+        heapBytesPerConnection: (heapAfter - heapBefore) / n,
+      }
       : {}),
   };
 }

@@ -6,7 +6,8 @@
  *   `conn.on("message", (conn, data) => conn.send(data))`.
  * - `GET /broadcast`: `server.broadcast()` of one 64-byte text message;
  *   answers how many connections it went to.
- * - `GET /gc`: runs a full garbage collection (with `--v8-flags=--expose-gc`).
+ * - `GET /gc`: runs a full garbage collection (with `--v8-flags=--expose-gc`)
+ *   and answers the JS heap in use, in bytes.
  *
  * Prints `READY <port>` once listening on 127.0.0.1.
  *
@@ -32,7 +33,7 @@ const server = serve({
     }
     if (path === "/gc") {
       gc?.();
-      return new Response("ok");
+      return new Response(String(Deno.memoryUsage().heapUsed));
     }
     return new Response("not found", { status: 404 });
   },

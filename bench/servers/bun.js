@@ -18,7 +18,7 @@ const server = Bun.serve({
     }
     if (path === "/gc") {
       Bun.gc(true);
-      return new Response("ok");
+      return new Response(String(process.memoryUsage().heapUsed));
     }
     if (server.upgrade(request)) return undefined;
     return new Response("not found", { status: 404 });

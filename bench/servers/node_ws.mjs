@@ -28,7 +28,7 @@ const server = createServer((request, response) => {
     response.end(String(sent));
   } else if (request.url === "/gc") {
     globalThis.gc?.();
-    response.end("ok");
+    response.end(String(process.memoryUsage().heapUsed));
   } else {
     response.statusCode = 404;
     response.end("not found");

@@ -5,7 +5,8 @@
  * - WebSocket upgrade on any path: echoes every message.
  * - `GET /broadcast`: sends one 64-byte text message to every open socket,
  *   with a plain loop over a `Set<WebSocket>`; answers how many.
- * - `GET /gc`: runs a full garbage collection (with `--v8-flags=--expose-gc`).
+ * - `GET /gc`: runs a full garbage collection (with `--v8-flags=--expose-gc`)
+ *   and answers the JS heap in use, in bytes.
  *
  * Prints `READY <port>` once listening on 127.0.0.1.
  *
@@ -40,7 +41,7 @@ Deno.serve({
   }
   if (path === "/gc") {
     gc?.();
-    return new Response("ok");
+    return new Response(String(Deno.memoryUsage().heapUsed));
   }
   return new Response("not found", { status: 404 });
 });

@@ -658,6 +658,12 @@ export class Reconnector {
         this.#head++;
         this.#dropped++;
       }
+      // Dropped entries stay in the array until it is compacted: do so once
+      // they are half of it, so a long outage cannot grow it (amortised O(1)).
+      if (this.#head * 2 >= this.#queue.length) {
+        this.#queue = this.#queue.slice(this.#head);
+        this.#head = 0;
+      }
       if (!fits()) {
         // maxQueuedMessages is 0: nothing can ever be queued.
         throw new QueueOverflowError(

@@ -299,6 +299,17 @@ Deno.test('Reconnector.enqueue() with "drop-oldest" discards the oldest and coun
   );
 });
 
+Deno.test('Reconnector.enqueue() with "drop-oldest" keeps exactly the newest messages over a long outage', () => {
+  const queue = new Reconnector(offline, {
+    maxQueuedMessages: 3,
+    overflow: "drop-oldest",
+  });
+  for (let i = 1; i <= 10_000; i++) queue.enqueue(`${i}`);
+  assertEquals(queue.stats.droppedMessages, 9_997);
+  assertEquals(queue.stats.queuedBytes, 13);
+  assertEquals(queue.drain(), ["9998", "9999", "10000"]);
+});
+
 Deno.test("Reconnector.enqueue() copies bytes, so the sender may reuse its buffer", () => {
   const queue = new Reconnector(offline);
   const bytes = new Uint8Array([1, 2, 3]);

@@ -1753,8 +1753,10 @@ export class Connection extends EventTarget {
     for (const waiter of this.#waiters) waiter.resolve(message);
     for (const iterator of this.#iterators) iterator.push(message);
     const next = this.#nextHandlers;
-    this.#nextHandlers = [];
-    const handlers = this.#messageHandlers.slice(); // snapshot: see class docs
+    if (next.length > 0) this.#nextHandlers = [];
+    // A snapshot (see class docs) without a copy per message: registering
+    // and unregistering replace the array rather than change it.
+    const handlers = this.#messageHandlers;
     try {
       for (const handler of next) handler(this, message);
       for (const { plack, fn, unregister } of handlers) {
@@ -1863,10 +1865,13 @@ export class Connection extends EventTarget {
     this.#pendingFinish = undefined;
     clearTimeout(this.#closeTimer);
     this.#detach();
-    const closedError = new ConnectionClosedError(info);
     clearInterval(this.#inactivityTimer);
-    this.#drain?.fail(closedError);
-    for (const waiter of this.#waiters) waiter.reject(closedError);
+    // An Error captures a stack trace: make one only when someone waits.
+    if (this.#drain || this.#waiters.size > 0) {
+      const closedError = new ConnectionClosedError(info);
+      this.#drain?.fail(closedError);
+      for (const waiter of this.#waiters) waiter.reject(closedError);
+    }
     for (const iterator of this.#iterators) iterator.end(info);
     this.#iterators.clear();
     const finishHandlers = this.#finishHandlers;
@@ -1940,12 +1945,15 @@ export class Connection extends EventTarget {
         const entry: MessageEntry = {
           plack: event === "message",
           fn: handler as MessageHandler,
+          // Copy on write: the array dispatch holds is never mutated.
           unregister: () => {
-            const i = this.#messageHandlers.indexOf(entry);
-            if (i >= 0) this.#messageHandlers.splice(i, 1);
+            if (!this.#messageHandlers.includes(entry)) return;
+            this.#messageHandlers = this.#messageHandlers.filter((e) =>
+              e !== entry
+            );
           },
         };
-        this.#messageHandlers.push(entry);
+        this.#messageHandlers = [...this.#messageHandlers, entry];
         this.#consumerAdded();
         return entry.unregister;
       }

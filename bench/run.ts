@@ -240,6 +240,16 @@ const METRICS: Metric[] = [
     scale: 1 / 1024,
     digits: 1,
   },
+  {
+    id: "heap",
+    label: "JS heap per idle connection",
+    scenario: "fanout10k",
+    field: "heapBytesPerConnection",
+    unit: "KiB",
+    higherIsBetter: false,
+    scale: 1 / 1024,
+    digits: 1,
+  },
 ];
 
 // ---- contenders --------------------------------------------------------------------

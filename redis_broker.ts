@@ -334,6 +334,36 @@ export class RedisBroker implements Broker {
   }
 
   /**
+   * How many processes (brokers, this one included) subscribe to `topic`
+   * right now, as Redis counts them (`PUBSUB NUMSUB`). It counts processes,
+   * not connections: each process's own count is its
+   * `server.subscriberCount(topic)`.
+   *
+   * @param topic The topic.
+   * @returns The number of subscribing brokers.
+   * @throws {Error} (as a rejection) If Redis is unreachable.
+   * @throws {TypeError} If the broker is not started or is closed.
+   *
+   * @example
+   * ```ts ignore
+   * import { RedisBroker } from "@anyws/anyws/redis";
+   *
+   * const broker = new RedisBroker();
+   * broker.start(() => {});
+   * await broker.subscribe("news");
+   * console.log(await broker.countProcesses("news")); // 1
+   * await broker.close();
+   * ```
+   */
+  async countProcesses(topic: string): Promise<number> {
+    const pub = this.#client(this.#pub, `count the subscribers of "${topic}"`);
+    if (!this.#pubReadyOnce) await this.#firstReady;
+    const channel = this.#prefix + topic;
+    const counts = await pub.pubSubNumSub(channel);
+    return Number(counts[channel] ?? 0);
+  }
+
+  /**
    * Closes both connections: gracefully when Redis is reachable, at once
    * otherwise. Later calls return the same promise.
    *

@@ -115,7 +115,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "RedisBroker stops receiving a topic when its last local subscriber leaves",
+    "RedisBroker stops receiving a topic when its last local subscriber leaves, and counts subscribing processes",
   ignore,
   async fn() {
     await using redis = await RedisServer.start();
@@ -128,9 +128,16 @@ Deno.test({
       onEstablish: topicProtocol("b"),
     });
     await using onA = await joinTopics(wsUrl(a), "left", "stays");
+    await using onB = await joinTopics(wsUrl(b), "stays");
     await using publisher = await joinTopics(wsUrl(b));
+    const brokerOfA = a.topics.broker as RedisBroker;
+    assertEquals(await brokerOfA.countProcesses("stays"), 2);
+    assertEquals(await brokerOfA.countProcesses("left"), 1);
     onA.send("unsub left");
     await expectText(onA, "unsubscribed left");
+    assertEquals(await brokerOfA.countProcesses("left"), 0);
+    assertEquals(a.subscriberCount("left"), 0);
+    assertEquals(b.subscriberCount("stays"), 1);
 
     publisher.send("pub left not for a");
     await expectText(publisher, "published");
@@ -138,6 +145,7 @@ Deno.test({
     await expectText(publisher, "published");
     // One publisher, one order: "left" would have come first.
     await expectText(onA, "for a");
+    await expectText(onB, "for a");
   },
 });
 

@@ -10,6 +10,10 @@
  * - A {@linkcode Connection} speaks Perl (`on("message", ...)`,
  *   `on("finish", ...)`, `next_message`, `each_message`), DOM
  *   (`addEventListener`) and pull style (`for await`, `nextMessage()`).
+ * - Topics: `conn.subscribe(topic)`, `conn.publish(topic, data)` and
+ *   `server.publish(topic, data)`, carried across `deno serve --parallel`
+ *   workers by {@linkcode BroadcastChannelBroker} and across processes by
+ *   `RedisBroker` (from `@anyws/anyws/redis`); see {@linkcode Topics}.
  *
  * @example Server and client, end to end
  * ```ts

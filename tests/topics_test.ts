@@ -280,7 +280,7 @@ Deno.test("a publish the broker refuses still reaches local subscribers and reje
   await expectText(bob, "ignored result");
 });
 
-Deno.test("MemoryBroker carries publishes between servers in one process, exactly once and in order", async () => {
+Deno.test("MemoryBroker carries publishes between servers in one process, exactly once, in order, keeping text and binary", async () => {
   const first = new MemoryBroker();
   await using a = listen({ broker: first, onEstablish: topicProtocol("a") });
   await using b = listen({
@@ -293,8 +293,13 @@ Deno.test("MemoryBroker carries publishes between servers in one process, exactl
 
   publisher.send("burst t n 50");
   await expectText(publisher, "published 50");
+  publisher.send("pubbin t 1,2");
+  await expectText(publisher, "published");
   for (const client of [onA, onB]) {
     for (let i = 0; i < 50; i++) await expectText(client, `n ${i}`);
+    const binary = await within(client.nextMessage(), "the binary publish");
+    assert(binary.isBinary());
+    assertEquals(binary.body, new Uint8Array([1, 2]));
     client.send("who"); // nothing else (no duplicate) is queued before this
   }
   await expectText(onA, "a");

@@ -7,6 +7,11 @@
  * between instances through `BroadcastChannel` is not documented on the
  * current platform: use `RedisBroker` (`@anyws/anyws/redis`) there.
  *
+ * On Deno 2.9.6, an open `BroadcastChannel` keeps `deno serve` from finishing
+ * its SIGTERM shutdown (measured: it stays up until SIGKILL). Without
+ * `--parallel`, closing the broker from a `Deno.addSignalListener("SIGTERM",
+ * ...)` lets it exit; with `--parallel` that did not help in our tests.
+ *
  * @example `deno serve --parallel main.ts`
  * ```ts
  * import { BroadcastChannelBroker, createHandler } from "@anyws/anyws";

@@ -61,8 +61,9 @@ const SCENARIOS: Scenario[] = [
       size: 64,
       connections: 100,
       pipeline: 16,
-      warmup: 0.5,
-      duration: QUICK ? 1 : 2,
+      // Servers start fresh per scenario: give the JIT time before measuring.
+      warmup: QUICK ? 1 : 1.5,
+      duration: QUICK ? 1.5 : 3,
     },
   },
   {
@@ -72,8 +73,8 @@ const SCENARIOS: Scenario[] = [
       size: 16384,
       connections: 100,
       pipeline: 16,
-      warmup: 0.5,
-      duration: QUICK ? 1 : 2,
+      warmup: QUICK ? 1 : 1.5,
+      duration: QUICK ? 1.5 : 3,
     },
   },
   {
@@ -475,7 +476,10 @@ async function runLoad(
   ]);
   const out = drain(child.stdout);
   const err = drain(child.stderr);
+  // No scenario takes a minute; a stuck one must not stall the whole suite.
+  const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
   const { code } = await child.status;
+  clearTimeout(timer);
   await Promise.all([out.done, err.done]);
   const last = out.text().trim().split("\n").at(-1) ?? "";
   if (code !== 0 || !last.startsWith("{")) {
@@ -599,6 +603,43 @@ for (let run = 0; run < RUNS; run++) {
     } s`,
   );
 }
+
+/**
+ * The Redis fan-out figure of bench/redis_fanout.ts (issue 6), when that
+ * script is present and `redis-server` (or `REDIS_URL`) is available.
+ */
+async function redisFanout(): Promise<Record<string, number> | undefined> {
+  const script = new URL("redis_fanout.ts", BENCH);
+  if (flags.has("no-redis") || onlyScenarios || !await exists(script)) {
+    return undefined;
+  }
+  console.error("bench: topic fan-out through Redis (bench/redis_fanout.ts)");
+  try {
+    const { success, stdout, stderr } = await new Deno.Command(denoRun[0]!, {
+      args: [
+        ...denoRun.slice(1),
+        script.pathname,
+        ...(QUICK ? ["--runs=1"] : []),
+      ],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(300_000),
+    }).output();
+    const last = decoder.decode(stdout).trim().split("\n").at(-1) ?? "";
+    if (!success || !last.startsWith("{")) {
+      console.error(
+        `bench: redis fan-out skipped: ${decoder.decode(stderr).slice(-500)}`,
+      );
+      return undefined;
+    }
+    return JSON.parse(last);
+  } catch (error) {
+    console.error(`bench: redis fan-out skipped: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+const redis = await redisFanout();
 
 const find = (run: number, contender: string, scenario: string) =>
   samples.find((x) =>
@@ -768,6 +809,16 @@ function markdownTable(): string {
     cpuRule,
     ...cpuRows,
     "",
+    ...(redis
+      ? [
+        `Topic fan-out through Redis across two processes (bench/redis_fanout.ts, anyws only): ${redis.messages} messages × ${redis.subscribers} subscribers, ${redis.size} B: ${
+          Math.round(redis.redisDeliveriesPerSecond! / 1000)
+        }k deliveries/s via Redis vs ${
+          Math.round(redis.localDeliveriesPerSecond! / 1000)
+        }k in one process (ratio ${redis.ratio}).`,
+        "",
+      ]
+      : []),
     "| Target | Result | Figure |",
     "| --- | --- | --- |",
     ...targetRows,
@@ -830,6 +881,7 @@ await Deno.writeTextFile(
       medians,
       ratios,
       cpuShare: cpu,
+      ...(redis ? { redisFanout: redis } : {}),
       targets: targets(),
       samples,
     },

@@ -502,7 +502,10 @@ export class Server implements AsyncDisposable {
 
   /**
    * Sends one message to every open connection (or those `filter` accepts).
-   * The data is normalised once, not once per connection.
+   * The data is normalised once, not once per connection. Each send goes
+   * through {@linkcode Connection.send}, so a reader that stopped reading
+   * holds at most its `maxBufferedAmount` and is then closed with 1008; the
+   * others keep receiving.
    *
    * @param data What to send, as for {@linkcode Connection.send}.
    * @param filter Chooses the recipients.

@@ -6,7 +6,7 @@
 
 import { assert, assertEquals, assertRejects } from "@std/assert";
 import { connect } from "../client.ts";
-import { type Connection, ConnectionClosedError } from "../connection.ts";
+import { Connection, ConnectionClosedError } from "../connection.ts";
 import { droppablePair, sideCode, SIDES } from "./_pair.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
 import { RawPeer } from "./_raw_peer.ts";
@@ -204,4 +204,34 @@ Deno.test("broadcast() closes a reader that stopped with 1008 while a fast reade
     `RSS grew by ${rssAfter - rssBefore} bytes for 50 MiB broadcast`,
   );
   await fast.close(1000).closed;
+});
+
+Deno.test("write() on a connection still connecting resolves once it is open and the queued data has been handed to the socket", async () => {
+  const received = Promise.withResolvers<string>();
+  await using server = listen({
+    onEstablish(conn) {
+      conn.on("message", (_conn, data) => received.resolve(String(data)));
+    },
+  });
+  await using conn = new Connection(new WebSocket(wsUrl(server)));
+  assertEquals(conn.readyState, WebSocket.CONNECTING);
+  await within(conn.write("queued while connecting"), "the write");
+  assertEquals(conn.readyState, WebSocket.OPEN);
+  assertEquals(
+    await within(received.promise, "the server to receive it"),
+    "queued while connecting",
+  );
+});
+
+Deno.test("write() on a connection that never opens rejects with ConnectionClosedError 1006", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = listener.addr.port;
+  listener.close(); // nothing listens there any more
+  const conn = new Connection(new WebSocket(`ws://127.0.0.1:${port}/`));
+  const error = await within(
+    assertRejects(() => conn.write("never sent"), ConnectionClosedError),
+    "the write to reject",
+  );
+  assertEquals(error.code, 1006);
+  assert(error.message.startsWith("Connection closed with code 1006"));
 });

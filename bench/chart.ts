@@ -23,10 +23,17 @@ export interface Chart {
   groups: Group[];
   /** Where to draw the reference line. @default {1} */
   reference?: number;
+  /**
+   * The axis ends here at most; longer bars stop at the edge with their
+   * value and an arrow, so that one outlier does not flatten the rest.
+   *
+   * @default {3}
+   */
+  cap?: number;
 }
 
 const COLORS = ["#2f6fdb", "#e0832f", "#3a9d5d", "#9b59b6", "#c0392b"];
-const LABEL_WIDTH = 250;
+const LABEL_WIDTH = 290;
 const PLOT_WIDTH = 430;
 const BAR_HEIGHT = 13;
 const BAR_GAP = 3;
@@ -64,8 +71,12 @@ export function renderChart(chart: Chart): string {
   ];
   const color = (name: string) => COLORS[series.indexOf(name) % COLORS.length]!;
   const values = chart.groups.flatMap((g) => g.bars.map((b) => b.value ?? 0));
-  // The axis ends at the next half unit above the largest value (at least 1.5).
-  const max = Math.max(1.5, Math.ceil(Math.max(...values, reference) * 2) / 2);
+  // The axis ends at the next half unit above the largest value (at least
+  // 1.5, at most the cap).
+  const max = Math.min(
+    chart.cap ?? 3,
+    Math.max(1.5, Math.ceil(Math.max(...values, reference) * 2) / 2),
+  );
   const x = (value: number) => LABEL_WIDTH + (value / max) * PLOT_WIDTH;
 
   const parts: string[] = [];
@@ -85,7 +96,8 @@ export function renderChart(chart: Chart): string {
           }" fill="#888">not measured</text>`,
         );
       } else {
-        const width = Math.max(1, x(bar.value) - LABEL_WIDTH);
+        const clipped = bar.value > max;
+        const width = Math.max(1, x(Math.min(bar.value, max)) - LABEL_WIDTH);
         parts.push(
           `<rect x="${LABEL_WIDTH}" y="${y}" width="${
             width.toFixed(1)
@@ -94,7 +106,9 @@ export function renderChart(chart: Chart): string {
           }: ${bar.value.toFixed(3)}</title></rect>`,
           `<text x="${(LABEL_WIDTH + width + 4).toFixed(1)}" y="${
             y + BAR_HEIGHT - 3
-          }" font-size="10">${bar.value.toFixed(2)}</text>`,
+          }" font-size="10">${bar.value.toFixed(2)}${
+            clipped ? " ▶" : ""
+          }</text>`,
         );
       }
       y += BAR_HEIGHT + BAR_GAP;
@@ -123,7 +137,7 @@ export function renderChart(chart: Chart): string {
       color(name)
     }"/><text x="${LABEL_WIDTH + i * 110 + 16}" y="38">${escape(name)}</text>`
   );
-  const width = LABEL_WIDTH + PLOT_WIDTH + 50;
+  const width = LABEL_WIDTH + PLOT_WIDTH + 70;
   const height = bottom + 16;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,

@@ -225,6 +225,20 @@ const frameCases: FrameCase[] = [
     report: { code: 1006, wasClean: false, error: "Invalid close frame" },
   },
   {
+    name: "a close reason that is not UTF-8",
+    bytes: frame({ opcode: 8, payload: new Uint8Array([0x03, 0xe8, 0xff]) }),
+    wire: null,
+    report: { code: 1006, wasClean: false, error: "Invalid UTF-8" },
+  },
+  {
+    // RFC 6455 caps control frames at 125 bytes; Deno does not check close
+    // frames, and echoes the over-long reason in its own close frame.
+    name: "a close frame of 126 bytes (a 124-byte reason)",
+    bytes: frame({ opcode: 8, payload: closePayload(1000, "a".repeat(124)) }),
+    wire: { code: 1000, reason: "a".repeat(124) },
+    report: { code: 1000, wasClean: true },
+  },
+  {
     name: "a frame claiming 2^63 bytes",
     bytes: frame({
       opcode: 2,
@@ -251,7 +265,9 @@ for (const { name, bytes, wire, report, drop } of frameCases) {
         : drop
         ? "sees EOF"
         : "drops TCP without a close frame"
-    }, the connection reports ${report.code} "${report.error}", and the server keeps serving`,
+    }, the connection reports ${report.code}${
+      report.error ? ` "${report.error}"` : " without an error"
+    }, and the server keeps serving`,
     async () => {
       const { server, first } = echoServer();
       await using _server = server;
@@ -271,11 +287,11 @@ for (const { name, bytes, wire, report, drop } of frameCases) {
         {
           code: info.code,
           wasClean: info.wasClean,
-          error: info.error?.message,
+          ...(info.error ? { error: info.error.message } : {}),
         },
         report,
       );
-      assertEquals(errors, [report.error]);
+      assertEquals(errors, report.error ? [report.error] : []);
       await stillServes(server);
     },
   );

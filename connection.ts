@@ -1750,8 +1750,13 @@ export class Connection extends EventTarget {
   }
 
   #dispatchMessage(message: Message): void {
-    for (const waiter of this.#waiters) waiter.resolve(message);
-    for (const iterator of this.#iterators) iterator.push(message);
+    // Guarded: iterating even an empty Set allocates an iterator per message.
+    if (this.#waiters.size > 0) {
+      for (const waiter of this.#waiters) waiter.resolve(message);
+    }
+    if (this.#iterators.size > 0) {
+      for (const iterator of this.#iterators) iterator.push(message);
+    }
     const next = this.#nextHandlers;
     if (next.length > 0) this.#nextHandlers = [];
     // A snapshot (see class docs) without a copy per message: registering

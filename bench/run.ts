@@ -82,7 +82,7 @@ const SCENARIOS: Scenario[] = [
     config: {
       scenario: "latency",
       size: 1024,
-      warmupTrips: 500,
+      warmupTrips: 3000, // the JIT must have optimized the path measured
       trips: QUICK ? 2000 : 5000,
     },
   },

@@ -277,6 +277,30 @@ for (const side of SIDES) {
     assertEquals(second.body, new Uint8Array([1, 2]));
   });
 
+  Deno.test(`a pull-only reader on the ${side} side gets a message that arrived between two nextMessage() calls before the next macrotask`, async () => {
+    await using pair = await openPair();
+    const { conn, peer } = pair.sides(side);
+    const first = conn.nextMessage();
+    peer.send("one");
+    assertEquals(`${await within(first, "the first message")}`, "one");
+    // The socket listener added now runs after the Connection's own, so once
+    // it sees "two", the Connection holds it with no reader waiting.
+    const held = new Promise((resolve) =>
+      conn.socket.addEventListener("message", resolve, { once: true })
+    );
+    peer.send("two");
+    await within(held, "the second message to arrive");
+    const order: string[] = [];
+    const macrotask = new Promise<void>((resolve) =>
+      setTimeout(() => resolve(void order.push("macrotask")), 0)
+    );
+    const second = conn.nextMessage().then((message) => {
+      order.push(`${message}`);
+    });
+    await within(Promise.all([second, macrotask]), "both");
+    assertEquals(order, ["two", "macrotask"]);
+  });
+
   Deno.test(`nextMessage() on the ${side} side rejects with a TimeoutError after timeout and loses nothing`, async () => {
     await using pair = await openPair();
     const { conn, peer } = pair.sides(side);

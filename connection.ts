@@ -34,7 +34,6 @@ import {
 } from "./message.ts";
 import {
   ReconnectEvent,
-  type ReconnectInfo,
   ReconnectingEvent,
   type ReconnectingInfo,
   type Reconnector,
@@ -43,309 +42,66 @@ import {
 import { deadline } from "@std/async/deadline";
 import type { PublishData, Topics } from "./topics.ts";
 import { DrainWaiters } from "./backpressure.ts";
+import { MessageIterator } from "./_message_iterator.ts";
+import {
+  checkCloseCode,
+  type CloseInfo,
+  ConnectionClosedError,
+  MAX_REASON_BYTES,
+} from "./close.ts";
+import {
+  checkConnectionOptions,
+  checkedLimit,
+  type ConnectionOptions,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_HIGH_WATER_MARK,
+  DEFAULT_MAX_BUFFERED_AMOUNT,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_MAX_PENDING_MESSAGES,
+  type DrainOptions,
+  type NextMessageOptions,
+  type Role,
+  type WriteOptions,
+} from "./connection_options.ts";
+import {
+  type ConnectionEventMap,
+  type ConnectionHandlerName,
+  type ConnectionHandlers,
+  type EachMessageHandler,
+  type FinishHandler,
+  HANDLER_EVENTS,
+  type MessageHandler,
+  type NextMessageHandler,
+  type ParseErrorHandler,
+  type ReconnectHandler,
+  type ReconnectingHandler,
+  type Unregister,
+} from "./connection_events.ts";
 
-/** Which end of the socket a {@linkcode Connection} is. */
-export type Role = "server" | "client";
-
-/**
- * How a connection ended: resolved by {@linkcode Connection.closed} and given
- * to `finish` handlers through the connection's properties.
- */
-export interface CloseInfo {
-  /**
-   * The close code. 1005 when the close frame had no code, 1006 when the
-   * connection dropped without a close handshake (Deno reports 0; anyws
-   * reports 1006).
-   */
-  code: number;
-  /** The close reason, `""` when none was given. */
-  reason: string;
-  /** Whether the close handshake completed. */
-  wasClean: boolean;
-  /**
-   * Why the connection ended badly: set for abnormal closures, close
-   * timeouts, and closes anyws made because of an error (a throwing handler,
-   * a message over {@linkcode ConnectionOptions.maxMessageSize}, ...).
-   */
-  error?: Error;
-}
-
-/**
- * Thrown or rejected when reading from a connection that has finished:
- * {@linkcode Connection.nextMessage}, and async iteration after an abnormal
- * close.
- *
- * @example Catch the close
- * ```ts
- * import { ConnectionClosedError } from "@anyws/anyws/connection";
- * import { assertEquals } from "@std/assert";
- *
- * const error = new ConnectionClosedError({ code: 1001, reason: "bye", wasClean: true });
- * assertEquals(error.message, 'Connection closed with code 1001 "bye"');
- * ```
- */
-export class ConnectionClosedError extends Error {
-  /** The close code, as in {@linkcode CloseInfo.code}. */
-  readonly code: number;
-  /** The close reason. */
-  readonly reason: string;
-  /** Whether the close handshake completed. */
-  readonly wasClean: boolean;
-
-  /**
-   * Creates the error from how the connection ended.
-   *
-   * @param info The close details; `info.error` becomes the `cause`.
-   *
-   * @example
-   * ```ts
-   * import { ConnectionClosedError } from "@anyws/anyws/connection";
-   * import { assertEquals } from "@std/assert";
-   *
-   * assertEquals(new ConnectionClosedError({ code: 1000, reason: "", wasClean: true }).code, 1000);
-   * ```
-   */
-  constructor(info: CloseInfo) {
-    super(
-      `Connection closed with code ${info.code}${
-        info.reason ? ` ${JSON.stringify(info.reason)}` : ""
-      }${info.error ? `: ${info.error.message}` : ""}`,
-      info.error ? { cause: info.error } : undefined,
-    );
-    this.name = "ConnectionClosedError";
-    this.code = info.code;
-    this.reason = info.reason;
-    this.wasClean = info.wasClean;
-  }
-}
-
-/** Options for {@linkcode Connection}. */
-export interface ConnectionOptions {
-  /**
-   * Which side this is. Decides {@linkcode Connection.masked} and which close
-   * codes {@linkcode Connection.close} may send.
-   *
-   * @default {"server" when `request` is given, else "client"}
-   */
-  role?: Role | undefined;
-  /**
-   * The upgrade request (server side), or a function that returns it when
-   * {@linkcode Connection.request} is read: a server passes one, so that a
-   * readable copy of the upgrade request is made only for code that reads
-   * it rather than kept by every connection. Give `url` with a function.
-   */
-  request?: Request | (() => Request) | undefined;
-  /**
-   * The URL (server side) when `request` is a function.
-   *
-   * @default {the request's URL, else the socket's}
-   */
-  url?: string | undefined;
-  /** The peer's address (server side), captured before upgrading. */
-  remoteAddr?: Deno.NetAddr | undefined;
-  /** The negotiated subprotocol, when the socket does not report it. */
-  subprotocol?: string | undefined;
-  /**
-   * The largest message accepted, in bytes. A bigger one is not delivered:
-   * `parse_error` fires and the connection closes with 1009 (server side) or
-   * 4009 (client side, which may only send 1000 and 3000-4999). Deno has
-   * already buffered the message when this check runs; Deno itself drops the
-   * TCP connection on any single frame of 64 MiB or more.
-   *
-   * @default {16777216} (16 MiB)
-   */
-  maxMessageSize?: number | undefined;
-  /**
-   * How many received messages are held while nothing reads them (no
-   * handler, listener, pending `nextMessage()` or iterator). One more, and
-   * `parse_error` fires and the connection closes with 1008 (server side) or
-   * 4008 (client side): nothing is dropped silently.
-   *
-   * @default {1024}
-   */
-  maxPendingMessages?: number | undefined;
-  /**
-   * How long, in milliseconds, `close()` waits for the peer's close frame.
-   * Then the connection finishes anyway with code 1006 and an error, and
-   * drops its references to the socket (Deno offers no way to force the TCP
-   * connection shut; denoland/deno#27924).
-   *
-   * @default {5000}
-   */
-  closeTimeout?: number | undefined;
-  /**
-   * The most bytes that may wait in the outgoing buffer (Deno's
-   * `bufferedAmount` plus sends queued while connecting), checked after each
-   * {@linkcode Connection.send}. Over it, the peer is not reading fast
-   * enough: `parse_error` fires and the connection closes with 1008 (server
-   * side) or 4008 (client side) instead of buffering without bound. Use
-   * {@linkcode Connection.write} to wait for the buffer instead of hitting it.
-   *
-   * @default {16777216} (16 MiB)
-   */
-  maxBufferedAmount?: number | undefined;
-  /**
-   * The buffered amount, in bytes, that {@linkcode Connection.write} and
-   * {@linkcode Connection.drained} wait to fall to. Keep it well below
-   * `maxBufferedAmount`, so that one more message after a wait fits.
-   *
-   * @default {1048576} (1 MiB, or a quarter of `maxBufferedAmount` if smaller)
-   */
-  highWaterMark?: number | undefined;
-  /**
-   * Milliseconds without any incoming message after which the peer is taken
-   * for dead: `parse_error` fires and the connection finishes at once with
-   * 1006 and a `TimeoutError` (a close frame is sent, but not waited for).
-   * Deno's ping and pong frames are invisible to JavaScript, so only text
-   * and binary messages count: the peer must send something (an
-   * application-level heartbeat) more often than this. The check runs every
-   * half timeout, so silence is detected after 1 to 1.5 times the timeout.
-   * `0` turns it off.
-   *
-   * @default {0} (off)
-   */
-  inactivityTimeout?: number | undefined;
-  /** The initial value of {@linkcode Connection.data}. */
-  data?: unknown;
-  /**
-   * Makes the connection survive the loss of its socket (client side):
-   * instead of finishing, it asks the {@linkcode Reconnector} for a new
-   * socket and queues sends meanwhile. `connect(url, { reconnect })` sets
-   * this; see {@linkcode ReconnectOptions}.
-   *
-   * @default {undefined} (a lost socket finishes the connection)
-   */
-  reconnect?: Reconnector | undefined;
-  /**
-   * The topic registry {@linkcode Connection.subscribe} and
-   * {@linkcode Connection.publish} use. `serve()` and `createHandler()` give
-   * their connections theirs.
-   *
-   * @default {undefined} (the topic methods throw)
-   */
-  topics?: Topics | undefined;
-}
-
-/** Called by `on("message")` (Plack): text as a string, binary as bytes. */
-export type MessageHandler = (
-  conn: Connection,
-  data: string | Uint8Array,
-  unregister: () => void,
-) => unknown;
-/** Called by `on("each_message")` (AnyEvent) with a {@linkcode Message}. */
-export type EachMessageHandler = (
-  conn: Connection,
-  message: Message,
-  unregister: () => void,
-) => unknown;
-/** Called by `on("next_message")` (AnyEvent) for the next message only. */
-export type NextMessageHandler = (
-  conn: Connection,
-  message: Message,
-) => unknown;
-/**
- * Called once by `on("finish")`/`on("close")`; `error` is `undefined` after
- * a clean close.
- */
-export type FinishHandler = (conn: Connection, error?: string) => unknown;
-/** Called by `on("parse_error")`/`on("error")` with the error's text. */
-export type ParseErrorHandler = (conn: Connection, error: string) => unknown;
-/**
- * Called by `on("reconnecting")` before each wait to reconnect. A throw is
- * logged and ignored.
- */
-export type ReconnectingHandler = (
-  conn: Connection,
-  info: ReconnectingInfo,
-) => unknown;
-/**
- * Called by `on("reconnect")` once a new socket is open, before the queued
- * messages are sent: sends made here go first (re-authenticate, re-subscribe).
- * When it returns a promise, the queue waits for it (at most
- * {@linkcode ReconnectOptions.hookTimeout}); a throw or a rejection closes
- * the connection with 4011, for good.
- */
-export type ReconnectHandler = (
-  conn: Connection,
-  info: ReconnectInfo,
-) => unknown;
-
-/** The events {@linkcode Connection.on} accepts, with their handler types. */
-export interface ConnectionHandlers {
-  /** Each message: text as a `string`, binary as a `Uint8Array` (Plack). */
-  message: MessageHandler;
-  /** Each message as a {@linkcode Message} (AnyEvent). */
-  each_message: EachMessageHandler;
-  /** The next message only (AnyEvent). */
-  next_message: NextMessageHandler;
-  /** The connection finished (both Perl libraries). Fires once. */
-  finish: FinishHandler;
-  /** Alias of `finish` (Plack). */
-  close: FinishHandler;
-  /** A protocol or handler error; the connection is closing (AnyEvent). */
-  parse_error: ParseErrorHandler;
-  /** Alias of `parse_error`. */
-  error: ParseErrorHandler;
-  /** A reconnecting connection lost its socket or an attempt failed, and waits. */
-  reconnecting: ReconnectingHandler;
-  /** A reconnecting connection has a new socket; the queue is sent next. */
-  reconnect: ReconnectHandler;
-}
-
-/** An event name accepted by {@linkcode Connection.on}. */
-export type ConnectionHandlerName = keyof ConnectionHandlers;
-
-/** The DOM events a {@linkcode Connection} dispatches. */
-export interface ConnectionEventMap {
-  /** The socket opened. */
-  open: Event;
-  /** A message arrived; `event.data` is the {@linkcode Message}. */
-  message: MessageEvent<Message>;
-  /** A protocol or handler error; the connection is closing. */
-  error: ErrorEvent;
-  /** The connection finished; fires once, with the code as anyws reports it. */
-  close: CloseEvent;
-  /** A reconnecting connection waits to reconnect. */
-  reconnecting: ReconnectingEvent;
-  /** A reconnecting connection has a new socket; see {@linkcode ReconnectEvent.waitUntil}. */
-  reconnect: ReconnectEvent;
-}
-
-/** Options for {@linkcode Connection.write}. */
-export interface WriteOptions {
-  /** Stops waiting for the buffer, rejecting with `signal.reason`. */
-  signal?: AbortSignal;
-}
-
-/** Options for {@linkcode Connection.drained}. */
-export interface DrainOptions {
-  /**
-   * Resolve once at most this many bytes are buffered.
-   *
-   * @default {ConnectionOptions.highWaterMark}
-   */
-  highWaterMark?: number;
-  /** Stops waiting, rejecting with `signal.reason`. */
-  signal?: AbortSignal;
-}
-
-/** Options for {@linkcode Connection.nextMessage}. */
-export interface NextMessageOptions {
-  /** Rejects the wait with `signal.reason` when aborted. */
-  signal?: AbortSignal;
-  /**
-   * Rejects the wait with a `TimeoutError` `DOMException` after this many
-   * milliseconds.
-   */
-  timeout?: number;
-}
-
-const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
-const DEFAULT_MAX_PENDING_MESSAGES = 1024;
-const DEFAULT_CLOSE_TIMEOUT = 5000;
-const DEFAULT_MAX_BUFFERED_AMOUNT = 16 * 1024 * 1024;
-const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
-const MAX_REASON_BYTES = 123;
+// The public names of the files split off this one, so that
+// "@anyws/anyws/connection" keeps offering everything about connections.
+export { checkCloseCode, type CloseInfo, ConnectionClosedError };
+export {
+  checkConnectionOptions,
+  type ConnectionOptions,
+  type DrainOptions,
+  type NextMessageOptions,
+  type Role,
+  type WriteOptions,
+};
+export type {
+  ConnectionEventMap,
+  ConnectionHandlerName,
+  ConnectionHandlers,
+  EachMessageHandler,
+  FinishHandler,
+  MessageHandler,
+  NextMessageHandler,
+  ParseErrorHandler,
+  ReconnectHandler,
+  ReconnectingHandler,
+  Unregister,
+} from "./connection_events.ts";
 
 const SOCKET_EVENTS = ["message", "open", "error", "close"] as const;
 
@@ -371,20 +127,6 @@ function own<T>(set: Set<T>): Set<T> {
   return set === EMPTY_SET ? new Set<T>() : set;
 }
 
-const HANDLER_EVENTS: Record<ConnectionHandlerName, true> = {
-  message: true,
-  each_message: true,
-  next_message: true,
-  finish: true,
-  close: true,
-  parse_error: true,
-  error: true,
-  reconnecting: true,
-  reconnect: true,
-};
-
-/** Removes a handler registered with {@linkcode Connection.on}; calling it again does nothing. */
-export type Unregister = () => void;
 interface MessageEntry {
   plack: boolean;
   fn: MessageHandler | EachMessageHandler;
@@ -572,33 +314,33 @@ export class Connection extends EventTarget {
         : options.request?.url) ??
       socket.url;
     this.#subprotocol = options.subprotocol;
-    this.#maxMessageSize = positive(
+    this.#maxMessageSize = checkedLimit(
       "maxMessageSize",
       options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
     );
-    this.#maxPendingMessages = positive(
+    this.#maxPendingMessages = checkedLimit(
       "maxPendingMessages",
       options.maxPendingMessages ?? DEFAULT_MAX_PENDING_MESSAGES,
     );
-    this.#closeTimeout = positive(
+    this.#closeTimeout = checkedLimit(
       "closeTimeout",
       options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
       0,
     );
     this.#topics = options.topics;
     this.#reconnector = options.reconnect;
-    this.#maxBufferedAmount = positive(
+    this.#maxBufferedAmount = checkedLimit(
       "maxBufferedAmount",
       options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED_AMOUNT,
     );
     this.#sendBudget = this.#maxBufferedAmount;
-    this.#highWaterMark = positive(
+    this.#highWaterMark = checkedLimit(
       "highWaterMark",
       options.highWaterMark ??
         Math.min(DEFAULT_HIGH_WATER_MARK, this.#maxBufferedAmount / 4),
       0,
     );
-    this.#inactivityTimeout = positive(
+    this.#inactivityTimeout = checkedLimit(
       "inactivityTimeout",
       options.inactivityTimeout ?? 0,
       0,
@@ -2065,158 +1807,6 @@ export class Connection extends EventTarget {
   #dispatchDom(event: Event): void {
     this.dispatchEvent(event);
   }
-}
-
-/** The iterator behind `for await (const message of conn)`. */
-class MessageIterator implements AsyncIterableIterator<Message> {
-  #queue: Message[] = [];
-  #waiting: PromiseWithResolvers<IteratorResult<Message>> | undefined;
-  #end: CloseInfo | undefined;
-  #onReturn: (unread: Message[]) => void;
-
-  constructor(onReturn: (unread: Message[]) => void) {
-    this.#onReturn = onReturn;
-  }
-
-  push(message: Message): void {
-    if (this.#waiting) {
-      this.#waiting.resolve({ value: message, done: false });
-      this.#waiting = undefined;
-    } else {
-      this.#queue.push(message);
-    }
-  }
-
-  end(info: CloseInfo): void {
-    this.#end = info;
-    if (this.#waiting && this.#queue.length === 0) {
-      const waiting = this.#waiting;
-      this.#waiting = undefined;
-      this.#settleEnd(waiting);
-    }
-  }
-
-  next(): Promise<IteratorResult<Message>> {
-    const message = this.#queue.shift();
-    if (message) return Promise.resolve({ value: message, done: false });
-    const waiting = Promise.withResolvers<IteratorResult<Message>>();
-    if (this.#end) this.#settleEnd(waiting);
-    else this.#waiting = waiting;
-    return waiting.promise;
-  }
-
-  return(): Promise<IteratorResult<Message>> {
-    const unread = this.#queue;
-    this.#queue = [];
-    this.#end ??= { code: CLOSE_CODE.NORMAL, reason: "", wasClean: true };
-    this.#onReturn(unread);
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
-    return this;
-  }
-
-  #settleEnd(waiting: PromiseWithResolvers<IteratorResult<Message>>): void {
-    const info = this.#end!;
-    if (info.error) {
-      // Throw once, then behave as a finished iterator.
-      const { error: _thrown, ...rest } = info;
-      this.#end = rest;
-      waiting.reject(new ConnectionClosedError(info));
-    } else {
-      waiting.resolve({ value: undefined, done: true });
-    }
-  }
-}
-
-/**
- * Checks that `code` is one this side may put on the wire.
- *
- * @param code The close code.
- * @param role Which side sends it.
- * @throws {RangeError} When the code is not allowed.
- *
- * @example
- * ```ts
- * import { checkCloseCode } from "@anyws/anyws/connection";
- * import { assertThrows } from "@std/assert";
- *
- * checkCloseCode(1011, "server");
- * assertThrows(() => checkCloseCode(1011, "client"), RangeError);
- * ```
- */
-export function checkCloseCode(code: number, role: Role): void {
-  const ok = Number.isInteger(code) && (
-    code === 1000 || (code >= 3000 && code <= 4999) ||
-    (role === "server" &&
-      ((code >= 1001 && code <= 1003) || (code >= 1007 && code <= 1014)))
-  );
-  if (!ok) {
-    throw new RangeError(
-      `Cannot close with code ${code}: the ${role} side may send ${
-        role === "server"
-          ? "1000-1003, 1007-1014 or 3000-4999"
-          : "1000 or 3000-4999"
-      }`,
-    );
-  }
-}
-
-/**
- * Checks the numeric limits of {@linkcode ConnectionOptions} as the
- * {@linkcode Connection} constructor does. `serve()`, `createHandler()`,
- * `upgrade()` and `connect()` call it up front, so that a bad option fails the
- * call that received it instead of every connection later (a server would
- * otherwise answer each upgrade with an error, and a client would throw
- * inside an event listener).
- *
- * @param options The options to check; absent limits are fine.
- * @throws {RangeError} If a limit is not a number or is below its minimum.
- *
- * @example
- * ```ts
- * import { checkConnectionOptions } from "@anyws/anyws/connection";
- * import { assertThrows } from "@std/assert";
- *
- * checkConnectionOptions({ maxMessageSize: 1024 });
- * assertThrows(() => checkConnectionOptions({ maxMessageSize: 0 }), RangeError);
- * ```
- */
-export function checkConnectionOptions(
-  options: Pick<
-    ConnectionOptions,
-    | "maxMessageSize"
-    | "maxPendingMessages"
-    | "closeTimeout"
-    | "maxBufferedAmount"
-    | "highWaterMark"
-    | "inactivityTimeout"
-  >,
-): void {
-  for (const [name, min] of LIMITS) {
-    const value = options[name];
-    if (value !== undefined) positive(name, value, min);
-  }
-}
-
-// The numeric options and their minimums, as the constructor checks them.
-const LIMITS = [
-  ["maxMessageSize", 1],
-  ["maxPendingMessages", 1],
-  ["closeTimeout", 0],
-  ["maxBufferedAmount", 1],
-  ["highWaterMark", 0],
-  ["inactivityTimeout", 0],
-] as const;
-
-function positive(name: string, value: number, min = 1): number {
-  if (typeof value !== "number" || Number.isNaN(value) || value < min) {
-    throw new RangeError(
-      `Cannot create a Connection: ${name} must be a number >= ${min}, got ${value}`,
-    );
-  }
-  return value;
 }
 
 /**

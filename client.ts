@@ -17,24 +17,12 @@
  * @module
  */
 
-import {
-  checkConnectionOptions,
-  Connection,
-  type ConnectionOptions,
-} from "./connection.ts";
+import { checkConnectionOptions, Connection } from "./connection.ts";
+import { type ConnectionLimits, pickLimits } from "./connection_options.ts";
 import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
 
 /** Options for {@linkcode connect} and {@linkcode Client}. */
-export interface ConnectOptions extends
-  Pick<
-    ConnectionOptions,
-    | "maxMessageSize"
-    | "maxPendingMessages"
-    | "closeTimeout"
-    | "maxBufferedAmount"
-    | "highWaterMark"
-    | "inactivityTimeout"
-  > {
+export interface ConnectOptions extends ConnectionLimits {
   /**
    * Subprotocols to offer, in order of preference. When given, the server
    * must choose one of them, or `connect()` fails.
@@ -185,12 +173,7 @@ export async function connect(
     (socket) =>
       new Connection(socket, {
         role: "client",
-        maxMessageSize: options.maxMessageSize,
-        maxPendingMessages: options.maxPendingMessages,
-        closeTimeout: options.closeTimeout,
-        maxBufferedAmount: options.maxBufferedAmount,
-        highWaterMark: options.highWaterMark,
-        inactivityTimeout: options.inactivityTimeout,
+        ...pickLimits(options),
         reconnect: reconnector,
       }),
   );

@@ -52,6 +52,7 @@ import {
 import {
   checkConnectionOptions,
   checkedLimit,
+  type ConnectionLimits,
   type ConnectionOptions,
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_HIGH_WATER_MARK,
@@ -83,6 +84,7 @@ import {
 export { checkCloseCode, type CloseInfo, ConnectionClosedError };
 export {
   checkConnectionOptions,
+  type ConnectionLimits,
   type ConnectionOptions,
   type DrainOptions,
   type NextMessageOptions,

@@ -154,6 +154,48 @@ export const DEFAULT_MAX_BUFFERED_AMOUNT = 16 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 
 /**
+ * The numeric limits of {@linkcode ConnectionOptions}, which `serve()`,
+ * `createHandler()`, `upgrade()` and `connect()` take and pass on to each
+ * connection.
+ */
+export type ConnectionLimits = Pick<
+  ConnectionOptions,
+  | "maxMessageSize"
+  | "maxPendingMessages"
+  | "closeTimeout"
+  | "maxBufferedAmount"
+  | "highWaterMark"
+  | "inactivityTimeout"
+>;
+
+// Each limit's minimum, as the constructor checks it. A Record, so that a
+// limit added to ConnectionLimits without a minimum does not compile.
+const MINIMUMS: Record<keyof ConnectionLimits, number> = {
+  maxMessageSize: 1,
+  maxPendingMessages: 1,
+  closeTimeout: 0,
+  maxBufferedAmount: 1,
+  highWaterMark: 0,
+  inactivityTimeout: 0,
+};
+const LIMITS = Object.entries(MINIMUMS) as [keyof ConnectionLimits, number][];
+
+/**
+ * Copies the limits out of a larger options object, leaving out absent ones
+ * (internal: for handing options on to the {@linkcode Connection}).
+ *
+ * @param options Any options that include limits.
+ * @returns Only the limits.
+ */
+export function pickLimits(options: ConnectionLimits): ConnectionLimits {
+  const limits: ConnectionLimits = {};
+  for (const [name] of LIMITS) {
+    if (options[name] !== undefined) limits[name] = options[name];
+  }
+  return limits;
+}
+
+/**
  * Checks the numeric limits of {@linkcode ConnectionOptions} as the
  * {@linkcode Connection} constructor does. `serve()`, `createHandler()`,
  * `upgrade()` and `connect()` call it up front, so that a bad option fails the
@@ -173,32 +215,12 @@ export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
  * assertThrows(() => checkConnectionOptions({ maxMessageSize: 0 }), RangeError);
  * ```
  */
-export function checkConnectionOptions(
-  options: Pick<
-    ConnectionOptions,
-    | "maxMessageSize"
-    | "maxPendingMessages"
-    | "closeTimeout"
-    | "maxBufferedAmount"
-    | "highWaterMark"
-    | "inactivityTimeout"
-  >,
-): void {
+export function checkConnectionOptions(options: ConnectionLimits): void {
   for (const [name, min] of LIMITS) {
     const value = options[name];
     if (value !== undefined) checkedLimit(name, value, min);
   }
 }
-
-// The numeric options and their minimums, as the constructor checks them.
-const LIMITS = [
-  ["maxMessageSize", 1],
-  ["maxPendingMessages", 1],
-  ["closeTimeout", 0],
-  ["maxBufferedAmount", 1],
-  ["highWaterMark", 0],
-  ["inactivityTimeout", 0],
-] as const;
 
 /**
  * Returns `value` if it is a number of at least `min` (internal).

@@ -25,6 +25,7 @@ import {
   Connection,
   type ConnectionOptions,
 } from "./connection.ts";
+import { type ConnectionLimits, pickLimits } from "./connection_options.ts";
 import {
   type Authorize,
   checkOrigin,
@@ -41,18 +42,8 @@ export type ProtocolChooser = (
 ) => string | undefined;
 
 /** Options for {@linkcode upgrade}. */
-export interface UpgradeOptions extends
-  Pick<
-    ConnectionOptions,
-    | "maxMessageSize"
-    | "maxPendingMessages"
-    | "closeTimeout"
-    | "topics"
-    | "maxBufferedAmount"
-    | "highWaterMark"
-    | "inactivityTimeout"
-  >,
-  OriginOptions {
+export interface UpgradeOptions
+  extends ConnectionLimits, Pick<ConnectionOptions, "topics">, OriginOptions {
   /**
    * Subprotocols this server speaks, in order of preference, or a function
    * that picks one of those the client offered. Exactly one is echoed in
@@ -347,12 +338,7 @@ export function upgrade(
     url,
     remoteAddr,
     subprotocol: protocol,
-    maxMessageSize: options.maxMessageSize,
-    maxPendingMessages: options.maxPendingMessages,
-    closeTimeout: options.closeTimeout,
-    maxBufferedAmount: options.maxBufferedAmount,
-    highWaterMark: options.highWaterMark,
-    inactivityTimeout: options.inactivityTimeout,
+    ...pickLimits(options),
     topics: options.topics,
   });
   return { response: upgraded.response, connection };

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { delay } from "@std/async/delay";
 import { checkConnectionOptions, Connection } from "./connection.ts";
 import { type ConnectionLimits, pickLimits } from "./connection_options.ts";
 import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
@@ -165,18 +166,47 @@ export async function connect(
       options.reconnect === true ? {} : options.reconnect,
     )
     : undefined;
-  return await openSocket(
-    target,
-    parsed,
-    protocols,
-    options,
-    (socket) =>
-      new Connection(socket, {
-        role: "client",
-        ...pickLimits(options),
-        reconnect: reconnector,
-      }),
-  );
+  const first = () =>
+    openSocket(
+      target,
+      parsed,
+      protocols,
+      options,
+      (socket) =>
+        new Connection(socket, {
+          role: "client",
+          ...pickLimits(options),
+          reconnect: reconnector,
+        }),
+    );
+  if (!reconnector) return await first();
+  // With `reconnect`, a first attempt that fails for a reason the policy
+  // retries (5xx, refused TCP, timeout) is retried like a reconnection:
+  // backoff, then up to maxAttempts attempts in all. No connection exists
+  // yet, so no `reconnecting` event fires for these.
+  const { policy } = reconnector;
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await first();
+    } catch (error) {
+      if (attempt >= policy.maxAttempts || !policy.retriesError(error)) {
+        throw error;
+      }
+      try {
+        await delay(
+          policy.delay(attempt),
+          options.signal ? { signal: options.signal } : {},
+        );
+      } catch (aborted) {
+        throw new ConnectError(
+          `unable to connect to ${target}: aborted`,
+          target,
+          undefined,
+          { cause: aborted },
+        );
+      }
+    }
+  }
 }
 
 /**

@@ -322,6 +322,59 @@ Deno.test("handshakes refused with HTTP 503 are retried with the ConnectError as
   await within(conn.close().closed, "the close");
 });
 
+Deno.test("with reconnect, a first handshake refused with HTTP 503 is retried until one succeeds", async () => {
+  await using server = scripted([503, 503, "echo"]);
+  await using conn = await within(
+    connect(server.url, { reconnect: { ...FAST, maxAttempts: 5 } }),
+    "the first connection",
+  );
+  assertEquals(server.requests, 3);
+  conn.send("first");
+  assertEquals(`${await within(conn.nextMessage(), "the echo")}`, "echo first");
+});
+
+Deno.test("with reconnect, a first handshake refused with HTTP 401 rejects at once", async () => {
+  await using server = scripted([401, "echo"]);
+  const error = await assertRejects(
+    () => connect(server.url, { reconnect: FAST }),
+    ConnectError,
+    `unable to connect to ${server.url}: the server refused the handshake with HTTP 401`,
+  );
+  assertEquals(error.status, 401);
+  assertEquals(server.requests, 1);
+});
+
+Deno.test("with reconnect, a first connection refused maxAttempts times rejects with the last failure", async () => {
+  await using server = scripted([503]);
+  const error = await assertRejects(
+    () => connect(server.url, { reconnect: { ...FAST, maxAttempts: 3 } }),
+    ConnectError,
+    `unable to connect to ${server.url}: the server refused the handshake with HTTP 503`,
+  );
+  assertEquals(error.status, 503);
+  assertEquals(server.requests, 3);
+});
+
+Deno.test("with reconnect, aborting the signal during the first connection's backoff rejects with ConnectError", async () => {
+  await using server = scripted([503]);
+  const controller = new AbortController();
+  // The policy draws the jitter exactly when a backoff begins: abort there.
+  const random = () => (controller.abort(), 0.5);
+  await assertRejects(
+    () =>
+      within(
+        connect(server.url, {
+          reconnect: { ...SLOW, random },
+          signal: controller.signal,
+        }),
+        "the rejection",
+      ),
+    ConnectError,
+    `unable to connect to ${server.url}: aborted`,
+  );
+  assertEquals(server.requests, 1);
+});
+
 Deno.test("after maxAttempts failed handshakes the connection gives up with an error naming the last failure", async () => {
   await using server = scripted([{ close: 1011 }, 503]);
   const conn = await connect(server.url, {

@@ -2,7 +2,8 @@ import { assert, assertEquals, assertThrows } from "@std/assert";
 import { BroadcastChannelBroker } from "../broadcast_channel_broker.ts";
 import type { Connection } from "../connection.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
-import { expectText, joinTopics, ServerProcess } from "./_topic_client.ts";
+import { DenoProcess } from "./_deno_process.ts";
+import { expectText, joinTopics } from "./_topic_client.ts";
 import { topicProtocol } from "./_topic_protocol.ts";
 
 /** A channel name no other test (or earlier run) uses. */
@@ -114,7 +115,8 @@ Deno.test("BroadcastChannelBroker refuses to publish when not started or closed,
 });
 
 Deno.test("under deno serve --parallel, a publish reaches subscribers on every worker", async () => {
-  await using server = new ServerProcess("serve", [
+  await using server = new DenoProcess([
+    "serve",
     "-A",
     "--parallel",
     "--host",
@@ -123,7 +125,7 @@ Deno.test("under deno serve --parallel, a publish reaches subscribers on every w
     "0",
     "tests/_parallel_server.ts",
   ], { DENO_JOBS: "2", ANYWS_CHANNEL: freshChannel() });
-  const url = await within(server.url, "deno serve to listen", 30);
+  const url = await within(server.wsUrl, "deno serve to listen", 30);
 
   // The workers share one listening socket (Deno 2.9.6 on Linux): each
   // connection goes to whichever worker accepts first, about 4 in 5 to one of

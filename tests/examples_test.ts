@@ -13,143 +13,34 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { connect, type Connection } from "../mod.ts";
+import { DenoProcess } from "./_deno_process.ts";
 import { listen, UNIT_MS, within, wsUrl } from "./_fixture.ts";
 
-const ROOT = new URL("../", import.meta.url);
-// Offline, @std comes from a mirror (JSR_URL) that must stay out of deno.lock
-// (see tools/with_std.ts); the child inherits JSR_URL with the environment.
-const LOCK_ARGS = Deno.env.get("JSR_URL") ? ["--no-lock"] : [];
 // Our examples shut down gracefully on SIGTERM; Windows has no SIGTERM
 // listener, so there the exit status is not checked.
 const GRACEFUL = Deno.build.os !== "windows";
 // A child's start-up includes loading and transpiling the library.
 const START_UNITS = 30;
-// Our servers stop within their 5 s shutdown timeout, plus some slack.
-const EXIT_UNITS = 15;
-
-/** How a spawned example ended. */
-interface Ended {
-  status: Deno.CommandStatus;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * A spawned example. `address` resolves with the first `http(s)://` or
- * `ws(s)://` host:port it prints (on stdout or stderr), and rejects if it
- * exits first.
- */
-class Example implements AsyncDisposable {
-  readonly address: Promise<URL>;
-  readonly #child: Deno.ChildProcess;
-  readonly #drained: Promise<void>;
-  readonly #command: string;
-  #stdout = "";
-  #stderr = "";
-  #ended: Promise<Ended> | undefined;
-
-  constructor(args: string[], env: Record<string, string> = {}) {
-    this.#command = `deno ${args.join(" ")}`;
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args,
-      env,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const found = Promise.withResolvers<URL>();
-    this.address = found.promise;
-    this.address.catch(() => {}); // reported to whoever awaits it
-    const look = () => {
-      const match = /\b(?:https?|wss?):\/\/[^\s/]+:\d+/.exec(
-        this.#stdout + "\n" + this.#stderr,
-      );
-      if (match) found.resolve(new URL(match[0]));
-    };
-    const drain = async (
-      stream: ReadableStream<Uint8Array>,
-      append: (text: string) => void,
-    ) => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        append(text);
-        look();
-      }
-    };
-    this.#drained = Promise.all([
-      drain(this.#child.stdout, (text) => this.#stdout += text),
-      drain(this.#child.stderr, (text) => this.#stderr += text),
-    ]).then(() =>
-      found.reject(
-        new Error(
-          `${this.#command} ended without printing its address.\nstdout: ${this.#stdout}\nstderr: ${this.#stderr}`,
-        ),
-      )
-    );
-  }
-
-  /** Waits for the process to exit on its own, and collects its output. */
-  ended(): Promise<Ended> {
-    return this.#ended ??= (async () => {
-      const status = await this.#child.status;
-      await this.#drained;
-      return { status, stdout: this.#stdout, stderr: this.#stderr };
-    })();
-  }
-
-  /**
-   * Sends SIGTERM (if still running) and waits for the exit. A process still
-   * running after {@linkcode EXIT_UNITS} is killed and the stop fails, so a
-   * hanging shutdown fails the test instead of hanging the suite.
-   */
-  async stop(): Promise<Ended> {
-    if (!this.#signal("SIGTERM")) return await this.ended();
-    try {
-      return await within(this.ended(), "the exit after SIGTERM", EXIT_UNITS);
-    } catch (error) {
-      this.#signal("SIGKILL");
-      const { stdout, stderr } = await this.ended();
-      throw new Error(
-        `${this.#command} did not exit after SIGTERM (killed).\nstdout: ${stdout}\nstderr: ${stderr}`,
-        { cause: error },
-      );
-    }
-  }
-
-  /** Returns `false` when the process had already exited. */
-  #signal(signal: Deno.Signal): boolean {
-    try {
-      this.#child.kill(signal);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-}
 
 function runExample(
   file: string,
   permissions: string[],
   env: Record<string, string> = {},
   args: string[] = [],
-): Example {
-  return new Example(
-    ["run", ...LOCK_ARGS, ...permissions, `examples/${file}`, ...args],
+): DenoProcess {
+  return new DenoProcess(
+    ["run", ...permissions, `examples/${file}`, ...args],
     env,
   );
 }
 
-function echoServer(): Example {
+function echoServer(): DenoProcess {
   return runExample("echo_server.ts", ["--allow-net", "--allow-env=PORT"], {
     PORT: "0",
   });
 }
 
-function chatServer(): Example {
+function chatServer(): DenoProcess {
   return runExample("chat_server.ts", [
     "--allow-net",
     "--allow-env=PORT",
@@ -157,7 +48,7 @@ function chatServer(): Example {
   ], { PORT: "0" });
 }
 
-function client(...args: string[]): Example {
+function client(...args: string[]): DenoProcess {
   return runExample("client.ts", ["--allow-net"], {}, args);
 }
 
@@ -478,9 +369,8 @@ Deno.test("client.ts exits with 1 for a URL that is not a WebSocket URL", async 
 // ---- deploy.ts --------------------------------------------------------------
 
 Deno.test("deploy.ts under deno serve echoes over WebSocket and answers plain HTTP", async () => {
-  await using example = new Example([
+  await using example = new DenoProcess([
     "serve",
-    ...LOCK_ARGS,
     "--allow-net",
     "--host",
     "127.0.0.1",

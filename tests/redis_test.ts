@@ -11,7 +11,8 @@ import type { Connection } from "../connection.ts";
 import { RedisBroker } from "../redis_broker.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
 import { RedisServer, skipRedis } from "./_redis.ts";
-import { expectText, joinTopics, ServerProcess } from "./_topic_client.ts";
+import { DenoProcess } from "./_deno_process.ts";
+import { expectText, joinTopics } from "./_topic_client.ts";
 import { topicProtocol } from "./_topic_protocol.ts";
 
 const ignore = skipRedis();
@@ -157,12 +158,12 @@ Deno.test({
     await using redis = await RedisServer.start();
     const names = ["p1", "p2", "p3"];
     const nodes = names.map((name) =>
-      new ServerProcess("run", ["-A", "tests/_redis_node.ts", redis.url, name])
+      new DenoProcess(["run", "-A", "tests/_redis_node.ts", redis.url, name])
     );
     const clients: Connection[] = [];
     try {
       const urls = await Promise.all(
-        nodes.map((node) => within(node.url, "a node to listen", 30)),
+        nodes.map((node) => within(node.wsUrl, "a node to listen", 30)),
       );
       // On each process: a publisher (itself subscribed) and a subscriber.
       const publishers: Connection[] = [];
@@ -227,7 +228,7 @@ Deno.test({
     } finally {
       for (const client of clients) await client.close().closed;
       const statuses = await Promise.all(nodes.map((node) => node.stop()));
-      for (const [i, status] of statuses.entries()) {
+      for (const [i, { status }] of statuses.entries()) {
         assertEquals(status.code, 0, nodes[i]!.output);
       }
     }
@@ -367,7 +368,8 @@ Deno.test({
   async fn() {
     await using redis = await RedisServer.start();
     const instance = () =>
-      new ServerProcess("run", [
+      new DenoProcess([
+        "run",
         "--allow-net",
         // node-redis reads REDIS_DEBUG_MAINTENANCE when it connects.
         "--allow-env=PORT,REDIS_URL,REDIS_DEBUG_MAINTENANCE",
@@ -378,7 +380,7 @@ Deno.test({
     const clients: Connection[] = [];
     try {
       const [one, two] = await Promise.all(
-        instances.map((it) => within(it.url, "a chat instance", 30)),
+        instances.map((it) => within(it.wsUrl, "a chat instance", 30)),
       );
       const open = async (url: string) => {
         const conn = await within(connect(`${url}ws`), "a chat connection");
@@ -411,7 +413,7 @@ Deno.test({
     } finally {
       for (const conn of clients) await conn.close().closed;
       const statuses = await Promise.all(instances.map((it) => it.stop()));
-      for (const [i, status] of statuses.entries()) {
+      for (const [i, { status }] of statuses.entries()) {
         assertEquals(status.code, 0, instances[i]!.output);
       }
     }

@@ -730,7 +730,7 @@ export class Connection extends EventTarget {
     if (this.#closeInfo) return this;
     this.#failure ??= error;
     this.#startClose(
-      this.#role === "server" ? CLOSE_CODE.GOING_AWAY : 4001,
+      this.#sideCode(CLOSE_CODE.GOING_AWAY),
       "terminated",
     );
     if (this.#closeInfo) return this; // a reconnecting connection finished
@@ -1266,7 +1266,7 @@ export class Connection extends EventTarget {
     } else {
       // Only possible if someone set socket.binaryType = "blob" behind our back.
       this.#fail(
-        this.#role === "server" ? 1003 : 4003,
+        CLOSE_CODE.UNSUPPORTED_DATA,
         "unsupported data",
         new TypeError(
           'Cannot read a Blob message: keep socket.binaryType as "arraybuffer"',
@@ -1282,7 +1282,7 @@ export class Connection extends EventTarget {
       message.byteLength > this.#maxMessageSize
     ) {
       this.#fail(
-        this.#role === "server" ? CLOSE_CODE.MESSAGE_TOO_BIG : 4009,
+        CLOSE_CODE.MESSAGE_TOO_BIG,
         "message too big",
         new RangeError(
           `Received a message of ${message.byteLength} bytes; maxMessageSize is ${this.#maxMessageSize}`,
@@ -1298,7 +1298,7 @@ export class Connection extends EventTarget {
     if (this.#inbox.length > this.#maxPendingMessages) {
       this.#inbox.pop();
       this.#fail(
-        this.#role === "server" ? CLOSE_CODE.POLICY_VIOLATION : 4008,
+        CLOSE_CODE.POLICY_VIOLATION,
         "too many unread messages",
         new RangeError(
           `More than ${this.#maxPendingMessages} messages arrived with nothing reading them (maxPendingMessages)`,
@@ -1552,7 +1552,7 @@ export class Connection extends EventTarget {
 
   #handlerFailed(error: unknown): void {
     this.#fail(
-      this.#role === "server" ? CLOSE_CODE.INTERNAL_ERROR : 4011,
+      CLOSE_CODE.INTERNAL_ERROR,
       "handler error",
       error instanceof Error ? error : new Error(String(error)),
     );
@@ -1568,7 +1568,7 @@ export class Connection extends EventTarget {
     }
     this.#sendBudget = Infinity; // fail once; sends are dropped from now on
     this.#fail(
-      this.#role === "server" ? CLOSE_CODE.POLICY_VIOLATION : 4008,
+      CLOSE_CODE.POLICY_VIOLATION,
       "send buffer full",
       new RangeError(
         `Cannot buffer more for a peer that is not reading: ${amount} bytes are waiting to be sent; maxBufferedAmount is ${this.#maxBufferedAmount}`,
@@ -1603,13 +1603,24 @@ export class Connection extends EventTarget {
     }, this.#inactivityTimeout / 2);
   }
 
-  /** Reports an error, then closes with a code this side may send. */
+  /**
+   * Reports an error, then closes with `code` (a registered 10xx code, sent
+   * as its 40xx counterpart on the client side: see `#sideCode`).
+   */
   #fail(code: number, reason: string, error: Error): void {
     if (this.#failure || this.#closeInfo) return;
     this.#failure = error;
     if (this.#held) this.#pendingErrors.push(error);
     else this.#emitError(error);
-    this.#startClose(code, reason);
+    this.#startClose(this.#sideCode(code), reason);
+  }
+
+  /**
+   * `code` on the server side; 3000 more on the client side, since a client
+   * may only send 1000 and 3000-4999 (1009 "too big" becomes 4009).
+   */
+  #sideCode(code: number): number {
+    return this.#role === "server" ? code : code + 3000;
   }
 
   #emitError(error: Error): void {

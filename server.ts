@@ -516,6 +516,7 @@ export class Server implements AsyncDisposable {
     }
     return sent;
   }
+
   /**
    * The topic registry of this server's connections (given as the `topics`
    * option, or made over the `broker` option).

@@ -38,7 +38,6 @@
  * @module
  */
 
-import type { Connection } from "./connection.ts";
 import { type SendData, toSendable } from "./message.ts";
 
 /**
@@ -48,7 +47,7 @@ import { type SendData, toSendable } from "./message.ts";
 export type TopicPayload = string | Uint8Array;
 
 /**
- * What can be published: anything {@linkcode Connection.send} takes except a
+ * What can be published: anything `Connection.send()` takes except a
  * `Blob` (reading one is asynchronous, which would break the order of
  * publishes; read it with `await blob.bytes()` first).
  */
@@ -124,6 +123,55 @@ export interface Broker {
   close(): void | Promise<void>;
 }
 
+/**
+ * What {@linkcode Topics} needs of a subscriber: a way to send it a message,
+ * its state, and a promise that settles when it is gone. Every `Connection`
+ * is one; any other object of this shape (a test double, a bridge to another
+ * transport) can subscribe too.
+ *
+ * @example A subscriber that is not a WebSocket
+ * ```ts
+ * import { type Subscriber, Topics, type TopicPayload } from "@anyws/anyws";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const gone = Promise.withResolvers<void>();
+ * const received: TopicPayload[] = [];
+ * const logger: Subscriber = {
+ *   readyState: WebSocket.OPEN,
+ *   closed: gone.promise,
+ *   send(payload) {
+ *     received.push(payload);
+ *   },
+ * };
+ * await using topics = new Topics();
+ * await topics.subscribe(logger, "news");
+ * await topics.publish("news", "hello");
+ * assertEquals(received, ["hello"]);
+ * gone.resolve(); // leaves every topic
+ * ```
+ */
+export interface Subscriber {
+  /**
+   * Delivers one published message: a `string` is text, a `Uint8Array`
+   * binary. The same value goes to every local subscriber of a publish: do
+   * not modify it. Called synchronously, from inside `publish()` for local
+   * publishes.
+   *
+   * @param payload The message.
+   */
+  send(payload: TopicPayload): unknown;
+  /**
+   * A `WebSocket` ready state: a subscriber that is `WebSocket.CLOSED`
+   * (3) when it subscribes is not added.
+   */
+  readonly readyState: number;
+  /**
+   * Settles (either way) when the subscriber is gone; it then leaves every
+   * topic.
+   */
+  readonly closed: Promise<unknown>;
+}
+
 /** Options for {@linkcode Topics}. */
 export interface TopicsOptions {
   /**
@@ -136,7 +184,7 @@ export interface TopicsOptions {
 }
 
 interface TopicEntry {
-  subscribers: Set<Connection>;
+  subscribers: Set<Subscriber>;
   /** Settles when the broker receives this topic. */
   ready: Promise<void>;
 }
@@ -179,7 +227,7 @@ export class Topics implements AsyncDisposable {
   #started = false;
   #closing: Promise<void> | undefined;
   readonly #entries = new Map<string, TopicEntry>();
-  readonly #joined = new Map<Connection, Set<string>>();
+  readonly #joined = new Map<Subscriber, Set<string>>();
   readonly #inFlight = new Map<string, Promise<void>>();
 
   /**
@@ -234,7 +282,7 @@ export class Topics implements AsyncDisposable {
    * finishes. Subscribing twice is the same as once; a finished connection
    * is not added.
    *
-   * @param conn The connection.
+   * @param conn The connection (or any other {@linkcode Subscriber}).
    * @param topic A non-empty string.
    * @returns Settles once publishes from other processes reach `conn`
    * (local publishes reach it at once). Rejects if the broker could not
@@ -254,7 +302,7 @@ export class Topics implements AsyncDisposable {
    * });
    * ```
    */
-  subscribe(conn: Connection, topic: string): Promise<void> {
+  subscribe(conn: Subscriber, topic: string): Promise<void> {
     checkTopic("subscribe to", topic);
     this.#checkOpen(`subscribe to "${topic}"`);
     if (conn.readyState === WebSocket.CLOSED) return RESOLVED;
@@ -262,7 +310,8 @@ export class Topics implements AsyncDisposable {
     if (!joined) {
       joined = new Set();
       this.#joined.set(conn, joined);
-      conn.closed.then(() => this.#leaveAll(conn));
+      const leave = () => this.#leaveAll(conn);
+      conn.closed.then(leave, leave);
     }
     joined.add(topic);
     let entry = this.#entries.get(topic);
@@ -281,7 +330,7 @@ export class Topics implements AsyncDisposable {
   /**
    * Removes `conn` from `topic`; does nothing if it was not subscribed.
    *
-   * @param conn The connection.
+   * @param conn The connection (or any other {@linkcode Subscriber}).
    * @param topic The topic.
    * @returns Settles once the broker stopped receiving the topic (when `conn`
    * was its last local subscriber), at once otherwise. Never rejects: a
@@ -302,7 +351,7 @@ export class Topics implements AsyncDisposable {
    * });
    * ```
    */
-  unsubscribe(conn: Connection, topic: string): Promise<void> {
+  unsubscribe(conn: Subscriber, topic: string): Promise<void> {
     checkTopic("unsubscribe from", topic);
     const joined = this.#joined.get(conn);
     if (!joined?.delete(topic)) return RESOLVED;
@@ -313,7 +362,7 @@ export class Topics implements AsyncDisposable {
   /**
    * The topics `conn` subscribes to, as a new set.
    *
-   * @param conn The connection.
+   * @param conn The connection (or any other {@linkcode Subscriber}).
    * @returns A snapshot of its topics.
    *
    * @example
@@ -327,7 +376,7 @@ export class Topics implements AsyncDisposable {
    * });
    * ```
    */
-  topicsOf(conn: Connection): Set<string> {
+  topicsOf(conn: Subscriber): Set<string> {
     return new Set(this.#joined.get(conn));
   }
 
@@ -338,8 +387,8 @@ export class Topics implements AsyncDisposable {
    *
    * @param topic A non-empty string.
    * @param data A string (text), binary data or a text/binary `Message`.
-   * @param except A local connection that should not receive it (the
-   * publisher, for {@linkcode Connection.publish}).
+   * @param except A local subscriber that should not receive it (the
+   * publisher, for `Connection.publish()`).
    * @returns Settles once the broker has the message; rejects if the broker
    * could not send it (the local subscribers got it anyway). An unawaited
    * rejection does not crash the process; brokers also report it through
@@ -359,7 +408,7 @@ export class Topics implements AsyncDisposable {
   publish(
     topic: string,
     data: PublishData,
-    except?: Connection,
+    except?: Subscriber,
   ): Promise<void> {
     checkTopic("publish to", topic);
     const payload = toPayload(topic, data);
@@ -419,7 +468,7 @@ export class Topics implements AsyncDisposable {
     }
   }
 
-  #deliver(topic: string, payload: TopicPayload, except?: Connection): void {
+  #deliver(topic: string, payload: TopicPayload, except?: Subscriber): void {
     const entry = this.#entries.get(topic);
     if (!entry) return;
     for (const conn of entry.subscribers) {
@@ -427,14 +476,14 @@ export class Topics implements AsyncDisposable {
     }
   }
 
-  #leaveAll(conn: Connection): void {
+  #leaveAll(conn: Subscriber): void {
     const joined = this.#joined.get(conn);
     if (!joined) return;
     this.#joined.delete(conn);
     for (const topic of joined) this.#remove(conn, topic);
   }
 
-  #remove(conn: Connection, topic: string): Promise<void> {
+  #remove(conn: Subscriber, topic: string): Promise<void> {
     const entry = this.#entries.get(topic);
     if (!entry?.subscribers.delete(conn) || entry.subscribers.size > 0) {
       return RESOLVED;

@@ -39,6 +39,7 @@
  */
 
 import { type SendData, toSendable } from "./message.ts";
+import { checkTopic } from "./_topic_name.ts";
 
 /**
  * A published message as brokers carry it: a `string` is a text message, a
@@ -100,7 +101,9 @@ export interface Broker {
    * Starts receiving `topic`. Settles once messages published elsewhere from
    * now on will be received.
    *
-   * @param topic The topic.
+   * @param topic The topic: a non-empty, well-formed string (the registry
+   * checks it). A broker must carry it exactly: a publish reaches the
+   * subscribers of the same string and of no other.
    */
   subscribe(topic: string): void | Promise<void>;
   /**
@@ -283,13 +286,13 @@ export class Topics implements AsyncDisposable {
    * is not added.
    *
    * @param conn The connection (or any other {@linkcode Subscriber}).
-   * @param topic A non-empty string.
+   * @param topic A non-empty, well-formed string (no lone surrogate).
    * @returns Settles once publishes from other processes reach `conn`
    * (local publishes reach it at once). Rejects if the broker could not
    * subscribe; the connection still receives local publishes then. An
    * unawaited rejection does not crash the process.
-   * @throws {TypeError} If `topic` is not a non-empty string, or the registry
-   * is closed.
+   * @throws {TypeError} If `topic` is not a non-empty string, holds a lone
+   * surrogate (no broker could carry it exactly), or the registry is closed.
    *
    * @example
    * ```ts
@@ -335,7 +338,7 @@ export class Topics implements AsyncDisposable {
    * @returns Settles once the broker stopped receiving the topic (when `conn`
    * was its last local subscriber), at once otherwise. Never rejects: a
    * failed broker unsubscribe only means unneeded traffic.
-   * @throws {TypeError} If `topic` is not a non-empty string.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string.
    *
    * @example
    * ```ts
@@ -385,7 +388,7 @@ export class Topics implements AsyncDisposable {
    * (except `except`), others through the broker. The data is normalised
    * once; text stays text and binary stays binary.
    *
-   * @param topic A non-empty string.
+   * @param topic A non-empty, well-formed string (no lone surrogate).
    * @param data A string (text), binary data or a text/binary `Message`.
    * @param except A local subscriber that should not receive it (the
    * publisher, for `Connection.publish()`).
@@ -394,8 +397,8 @@ export class Topics implements AsyncDisposable {
    * rejection does not crash the process; brokers also report it through
    * their own `onError`.
    * @throws {TypeError} For a `Blob`, a close/ping/pong `Message`, an
-   * unsupported value, a topic that is not a non-empty string, or a closed
-   * registry.
+   * unsupported value, a topic that is not a non-empty, well-formed string,
+   * or a closed registry.
    *
    * @example
    * ```ts
@@ -581,6 +584,8 @@ export class MemoryBroker implements Broker {
    * Receives `topic` from the group.
    *
    * @param topic The topic.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string
+   * (refused as every broker refuses it).
    *
    * @example
    * ```ts
@@ -590,6 +595,7 @@ export class MemoryBroker implements Broker {
    * ```
    */
   subscribe(topic: string): void {
+    checkTopic("subscribe to", topic);
     this.#topics.add(topic);
   }
 
@@ -597,6 +603,7 @@ export class MemoryBroker implements Broker {
    * Stops receiving `topic`.
    *
    * @param topic The topic.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string.
    *
    * @example
    * ```ts
@@ -606,6 +613,7 @@ export class MemoryBroker implements Broker {
    * ```
    */
   unsubscribe(topic: string): void {
+    checkTopic("unsubscribe from", topic);
     this.#topics.delete(topic);
   }
 
@@ -615,6 +623,7 @@ export class MemoryBroker implements Broker {
    *
    * @param topic The topic.
    * @param payload The message.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string.
    *
    * @example
    * ```ts
@@ -628,6 +637,7 @@ export class MemoryBroker implements Broker {
    * ```
    */
   publish(topic: string, payload: TopicPayload): void {
+    checkTopic("publish to", topic);
     for (const broker of this.#group) {
       if (broker !== this && broker.#topics.has(topic)) {
         broker.#receive?.(topic, payload);
@@ -670,16 +680,6 @@ function toPayload(topic: string, data: PublishData): TopicPayload {
     return sendable;
   }
   return new Uint8Array(sendable as ArrayBuffer);
-}
-
-function checkTopic(what: string, topic: unknown): void {
-  if (typeof topic !== "string" || topic === "") {
-    throw new TypeError(
-      `Cannot ${what} a topic: it must be a non-empty string, got ${
-        typeof topic === "string" ? '""' : typeof topic
-      }`,
-    );
-  }
 }
 
 /** Runs `fn` and turns its result or throw into a promise. */

@@ -31,6 +31,7 @@
  */
 
 import type { Broker, BrokerReceiver, TopicPayload } from "./topics.ts";
+import { checkTopic } from "./_topic_name.ts";
 
 /** Options for {@linkcode BroadcastChannelBroker}. */
 export interface BroadcastChannelBrokerOptions {
@@ -147,6 +148,8 @@ export class BroadcastChannelBroker implements Broker {
    * Keeps publishes to `topic` from now on.
    *
    * @param topic The topic.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string
+   * (refused as every broker refuses it).
    *
    * @example
    * ```ts
@@ -156,6 +159,7 @@ export class BroadcastChannelBroker implements Broker {
    * ```
    */
   subscribe(topic: string): void {
+    checkTopic("subscribe to", topic);
     this.#topics.add(topic);
   }
 
@@ -163,6 +167,7 @@ export class BroadcastChannelBroker implements Broker {
    * Drops publishes to `topic` from now on.
    *
    * @param topic The topic.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string.
    *
    * @example
    * ```ts
@@ -172,6 +177,7 @@ export class BroadcastChannelBroker implements Broker {
    * ```
    */
   unsubscribe(topic: string): void {
+    checkTopic("unsubscribe from", topic);
     this.#topics.delete(topic);
   }
 
@@ -180,7 +186,8 @@ export class BroadcastChannelBroker implements Broker {
    *
    * @param topic The topic.
    * @param payload Text or binary data.
-   * @throws {TypeError} If the broker is not started or is closed.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string, or
+   * the broker is not started or is closed.
    *
    * @example
    * ```ts
@@ -193,6 +200,7 @@ export class BroadcastChannelBroker implements Broker {
    * ```
    */
   publish(topic: string, payload: TopicPayload): void {
+    checkTopic("publish to", topic);
     if (!this.#channel) {
       throw new TypeError(
         `Cannot publish to "${topic}": the BroadcastChannelBroker is ${

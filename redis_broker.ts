@@ -41,6 +41,7 @@
 import { Buffer } from "node:buffer";
 import { createClient } from "@redis/client";
 import type { Broker, BrokerReceiver, TopicPayload } from "./topics.ts";
+import { checkTopic, loneSurrogateIndex } from "./_topic_name.ts";
 
 export type { Broker, BrokerReceiver, TopicPayload } from "./topics.ts";
 
@@ -55,7 +56,8 @@ export interface RedisBrokerOptions {
   url?: string | undefined;
   /**
    * Prepended to each topic to make the Redis channel name, so that several
-   * applications can share one Redis.
+   * applications can share one Redis. A well-formed string: channel names are
+   * UTF-8, which has no form for a lone surrogate.
    *
    * @default {"anyws:"}
    */
@@ -98,7 +100,9 @@ const ID_BYTES = 16;
 const HEADER_BYTES = 1 + ID_BYTES;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// ignoreBOM keeps a leading U+FEFF: the default decoder drops it, which would
+// change a text payload (and, with an empty prefix, a topic) on the way.
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 type Client = ReturnType<typeof createClient>;
 
@@ -146,7 +150,8 @@ export class RedisBroker implements Broker {
    * Creates the broker; it connects when the topic registry starts it.
    *
    * @param options Where Redis is, and callbacks.
-   * @throws {TypeError} If `url` is not a redis:// or rediss:// URL.
+   * @throws {TypeError} If `url` is not a redis:// or rediss:// URL, or
+   * `prefix` holds a lone surrogate.
    * @throws {RangeError} If a delay is not a positive number.
    *
    * @example
@@ -171,7 +176,7 @@ export class RedisBroker implements Broker {
       );
     }
     this.#url = url;
-    this.#prefix = options.prefix ?? "anyws:";
+    this.#prefix = wellFormedPrefix(options.prefix ?? "anyws:");
     this.#maxReconnectDelay = positive(
       "maxReconnectDelay",
       options.maxReconnectDelay ?? 2000,
@@ -255,7 +260,9 @@ export class RedisBroker implements Broker {
    * @param topic The topic.
    * @returns Settles once Redis confirmed the subscription (waiting for the
    * connection if it is down).
-   * @throws {TypeError} If the broker is not started or is closed.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string
+   * (refused as every broker refuses it), or the broker is not started or
+   * is closed.
    *
    * @example
    * ```ts ignore
@@ -267,9 +274,10 @@ export class RedisBroker implements Broker {
    * await broker.close();
    * ```
    */
-  async subscribe(topic: string): Promise<void> {
+  subscribe(topic: string): Promise<void> {
+    checkTopic("subscribe to", topic);
     const sub = this.#client(this.#sub, `subscribe to "${topic}"`);
-    await sub.subscribe(this.#prefix + topic, this.#onMessage, true);
+    return sub.subscribe(this.#prefix + topic, this.#onMessage, true);
   }
 
   /**
@@ -277,7 +285,9 @@ export class RedisBroker implements Broker {
    *
    * @param topic The topic.
    * @returns Settles once Redis confirmed it.
-   * @throws {TypeError} If the broker is not started or is closed.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string
+   * (refused as every broker refuses it), or the broker is not started or
+   * is closed.
    *
    * @example
    * ```ts ignore
@@ -290,9 +300,10 @@ export class RedisBroker implements Broker {
    * await broker.close();
    * ```
    */
-  async unsubscribe(topic: string): Promise<void> {
+  unsubscribe(topic: string): Promise<void> {
+    checkTopic("unsubscribe from", topic);
     const sub = this.#client(this.#sub, `unsubscribe from "${topic}"`);
-    await sub.unsubscribe(this.#prefix + topic, this.#onMessage, true);
+    return sub.unsubscribe(this.#prefix + topic, this.#onMessage, true);
   }
 
   /**
@@ -303,7 +314,9 @@ export class RedisBroker implements Broker {
    * @returns Settles once Redis accepted the publish.
    * @throws {Error} (as a rejection) If Redis is unreachable or the
    * connection dropped with the publish in flight; `onError` is called too.
-   * @throws {TypeError} If the broker is not started or is closed.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string
+   * (refused as every broker refuses it), or the broker is not started or
+   * is closed.
    *
    * @example
    * ```ts ignore
@@ -316,6 +329,7 @@ export class RedisBroker implements Broker {
    * ```
    */
   publish(topic: string, payload: TopicPayload): Promise<void> {
+    checkTopic("publish to", topic);
     const pub = this.#client(this.#pub, `publish to "${topic}"`);
     const frame = this.#encode(payload);
     const channel = this.#prefix + topic;
@@ -342,7 +356,9 @@ export class RedisBroker implements Broker {
    * @param topic The topic.
    * @returns The number of subscribing brokers.
    * @throws {Error} (as a rejection) If Redis is unreachable.
-   * @throws {TypeError} If the broker is not started or is closed.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string
+   * (refused as every broker refuses it), or the broker is not started or
+   * is closed.
    *
    * @example
    * ```ts ignore
@@ -355,10 +371,14 @@ export class RedisBroker implements Broker {
    * await broker.close();
    * ```
    */
-  async countProcesses(topic: string): Promise<number> {
+  countProcesses(topic: string): Promise<number> {
+    checkTopic("count the subscribers of", topic);
     const pub = this.#client(this.#pub, `count the subscribers of "${topic}"`);
+    return this.#count(pub, this.#prefix + topic);
+  }
+
+  async #count(pub: Client, channel: string): Promise<number> {
     if (!this.#pubReadyOnce) await this.#firstReady;
-    const channel = this.#prefix + topic;
     const counts = await pub.pubSubNumSub(channel);
     return Number(counts[channel] ?? 0);
   }
@@ -496,6 +516,19 @@ function sameId(message: Uint8Array, id: Uint8Array): boolean {
     if (message[i + 1] !== id[i]) return false;
   }
   return true;
+}
+
+function wellFormedPrefix(prefix: string): string {
+  if (typeof prefix !== "string" || !prefix.isWellFormed()) {
+    throw new TypeError(
+      `Cannot create a RedisBroker: prefix must be a well-formed string, got ${
+        typeof prefix === "string"
+          ? `a lone surrogate at index ${loneSurrogateIndex(prefix)}`
+          : typeof prefix
+      }`,
+    );
+  }
+  return prefix;
 }
 
 function positive(name: string, value: number): number {

@@ -34,6 +34,7 @@ import {
 } from "./handshake.ts";
 import { CLOSE_CODE, type SendData, toSendable } from "./message.ts";
 import { type Broker, type PublishData, Topics } from "./topics.ts";
+import { Listener, type ServeWithHandler } from "./_server/listener.ts";
 
 /** Chooses a subprotocol from the ones the client offered, or none. */
 export type ProtocolChooser = (
@@ -131,6 +132,18 @@ export interface ServeOptions extends HandlerOptions {
   signal?: AbortSignal;
   /** Called once listening. Without it, Deno logs the address. */
   onListen?(addr: Deno.NetAddr): void;
+  /**
+   * Called when the server stops accepting connections because the process
+   * (or the system) ran out of file descriptors (EMFILE/ENFILE: `ulimit -n`
+   * reached, e.g. by idle connections). The server keeps its open
+   * connections and listens again on the same address, trying every
+   * 100–400 ms, as soon as descriptors free up; `finished` does not settle.
+   * Called once per episode: not again until the server has served a
+   * request after listening again.
+   *
+   * @default {logs one line with console.error}
+   */
+  onListenError?(error: Error): void;
   /** A PEM certificate chain, to serve `wss:` (with `key`). */
   cert?: string;
   /** The PEM private key for `cert`. */
@@ -419,7 +432,7 @@ export function serve(options: ServeOptions): Server {
  * ```
  */
 export class Server implements AsyncDisposable {
-  #http: Deno.HttpServer<Deno.NetAddr>;
+  readonly #http: Listener;
   #connections = new Set<Connection>();
   #shutdown: Promise<void> | undefined;
   readonly #topics: Topics;
@@ -447,7 +460,7 @@ export class Server implements AsyncDisposable {
       this.#connections.add(conn);
       conn.closed.then(() => this.#connections.delete(conn));
     });
-    this.#http = Deno.serve(
+    this.#http = new Listener(
       {
         ...(options.port === undefined ? {} : { port: options.port }),
         ...(options.hostname === undefined
@@ -464,7 +477,8 @@ export class Server implements AsyncDisposable {
             ? new HandshakeError(503, "the server is shutting down")
               .toResponse()
             : handler(request, info),
-      } as Deno.ServeTcpOptions & { handler: Deno.ServeHandler },
+      } as ServeWithHandler,
+      { onListenError: options.onListenError },
     );
     options.signal?.addEventListener("abort", () => this.shutdown(), {
       once: true,

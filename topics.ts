@@ -38,8 +38,8 @@
  * @module
  */
 
-import type { Connection } from "./connection.ts";
 import { type SendData, toSendable } from "./message.ts";
+import { checkTopic } from "./_topic_name.ts";
 
 /**
  * A published message as brokers carry it: a `string` is a text message, a
@@ -48,7 +48,7 @@ import { type SendData, toSendable } from "./message.ts";
 export type TopicPayload = string | Uint8Array;
 
 /**
- * What can be published: anything {@linkcode Connection.send} takes except a
+ * What can be published: anything `Connection.send()` takes except a
  * `Blob` (reading one is asynchronous, which would break the order of
  * publishes; read it with `await blob.bytes()` first).
  */
@@ -101,7 +101,9 @@ export interface Broker {
    * Starts receiving `topic`. Settles once messages published elsewhere from
    * now on will be received.
    *
-   * @param topic The topic.
+   * @param topic The topic: a non-empty, well-formed string (the registry
+   * checks it). A broker must carry it exactly: a publish reaches the
+   * subscribers of the same string and of no other.
    */
   subscribe(topic: string): void | Promise<void>;
   /**
@@ -124,6 +126,55 @@ export interface Broker {
   close(): void | Promise<void>;
 }
 
+/**
+ * What {@linkcode Topics} needs of a subscriber: a way to send it a message,
+ * its state, and a promise that settles when it is gone. Every `Connection`
+ * is one; any other object of this shape (a test double, a bridge to another
+ * transport) can subscribe too.
+ *
+ * @example A subscriber that is not a WebSocket
+ * ```ts
+ * import { type Subscriber, Topics, type TopicPayload } from "@anyws/anyws";
+ * import { assertEquals } from "@std/assert";
+ *
+ * const gone = Promise.withResolvers<void>();
+ * const received: TopicPayload[] = [];
+ * const logger: Subscriber = {
+ *   readyState: WebSocket.OPEN,
+ *   closed: gone.promise,
+ *   send(payload) {
+ *     received.push(payload);
+ *   },
+ * };
+ * await using topics = new Topics();
+ * await topics.subscribe(logger, "news");
+ * await topics.publish("news", "hello");
+ * assertEquals(received, ["hello"]);
+ * gone.resolve(); // leaves every topic
+ * ```
+ */
+export interface Subscriber {
+  /**
+   * Delivers one published message: a `string` is text, a `Uint8Array`
+   * binary. The same value goes to every local subscriber of a publish: do
+   * not modify it. Called synchronously, from inside `publish()` for local
+   * publishes.
+   *
+   * @param payload The message.
+   */
+  send(payload: TopicPayload): unknown;
+  /**
+   * A `WebSocket` ready state: a subscriber that is `WebSocket.CLOSED`
+   * (3) when it subscribes is not added.
+   */
+  readonly readyState: number;
+  /**
+   * Settles (either way) when the subscriber is gone; it then leaves every
+   * topic.
+   */
+  readonly closed: Promise<unknown>;
+}
+
 /** Options for {@linkcode Topics}. */
 export interface TopicsOptions {
   /**
@@ -136,7 +187,7 @@ export interface TopicsOptions {
 }
 
 interface TopicEntry {
-  subscribers: Set<Connection>;
+  subscribers: Set<Subscriber>;
   /** Settles when the broker receives this topic. */
   ready: Promise<void>;
 }
@@ -179,7 +230,7 @@ export class Topics implements AsyncDisposable {
   #started = false;
   #closing: Promise<void> | undefined;
   readonly #entries = new Map<string, TopicEntry>();
-  readonly #joined = new Map<Connection, Set<string>>();
+  readonly #joined = new Map<Subscriber, Set<string>>();
   readonly #inFlight = new Map<string, Promise<void>>();
 
   /**
@@ -234,14 +285,14 @@ export class Topics implements AsyncDisposable {
    * finishes. Subscribing twice is the same as once; a finished connection
    * is not added.
    *
-   * @param conn The connection.
-   * @param topic A non-empty string.
+   * @param conn The connection (or any other {@linkcode Subscriber}).
+   * @param topic A non-empty, well-formed string (no lone surrogate).
    * @returns Settles once publishes from other processes reach `conn`
    * (local publishes reach it at once). Rejects if the broker could not
    * subscribe; the connection still receives local publishes then. An
    * unawaited rejection does not crash the process.
-   * @throws {TypeError} If `topic` is not a non-empty string, or the registry
-   * is closed.
+   * @throws {TypeError} If `topic` is not a non-empty string, holds a lone
+   * surrogate (no broker could carry it exactly), or the registry is closed.
    *
    * @example
    * ```ts
@@ -254,7 +305,7 @@ export class Topics implements AsyncDisposable {
    * });
    * ```
    */
-  subscribe(conn: Connection, topic: string): Promise<void> {
+  subscribe(conn: Subscriber, topic: string): Promise<void> {
     checkTopic("subscribe to", topic);
     this.#checkOpen(`subscribe to "${topic}"`);
     if (conn.readyState === WebSocket.CLOSED) return RESOLVED;
@@ -262,7 +313,8 @@ export class Topics implements AsyncDisposable {
     if (!joined) {
       joined = new Set();
       this.#joined.set(conn, joined);
-      conn.closed.then(() => this.#leaveAll(conn));
+      const leave = () => this.#leaveAll(conn);
+      conn.closed.then(leave, leave);
     }
     joined.add(topic);
     let entry = this.#entries.get(topic);
@@ -281,12 +333,12 @@ export class Topics implements AsyncDisposable {
   /**
    * Removes `conn` from `topic`; does nothing if it was not subscribed.
    *
-   * @param conn The connection.
+   * @param conn The connection (or any other {@linkcode Subscriber}).
    * @param topic The topic.
    * @returns Settles once the broker stopped receiving the topic (when `conn`
    * was its last local subscriber), at once otherwise. Never rejects: a
    * failed broker unsubscribe only means unneeded traffic.
-   * @throws {TypeError} If `topic` is not a non-empty string.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string.
    *
    * @example
    * ```ts
@@ -302,7 +354,7 @@ export class Topics implements AsyncDisposable {
    * });
    * ```
    */
-  unsubscribe(conn: Connection, topic: string): Promise<void> {
+  unsubscribe(conn: Subscriber, topic: string): Promise<void> {
     checkTopic("unsubscribe from", topic);
     const joined = this.#joined.get(conn);
     if (!joined?.delete(topic)) return RESOLVED;
@@ -313,7 +365,7 @@ export class Topics implements AsyncDisposable {
   /**
    * The topics `conn` subscribes to, as a new set.
    *
-   * @param conn The connection.
+   * @param conn The connection (or any other {@linkcode Subscriber}).
    * @returns A snapshot of its topics.
    *
    * @example
@@ -327,7 +379,7 @@ export class Topics implements AsyncDisposable {
    * });
    * ```
    */
-  topicsOf(conn: Connection): Set<string> {
+  topicsOf(conn: Subscriber): Set<string> {
     return new Set(this.#joined.get(conn));
   }
 
@@ -336,17 +388,17 @@ export class Topics implements AsyncDisposable {
    * (except `except`), others through the broker. The data is normalised
    * once; text stays text and binary stays binary.
    *
-   * @param topic A non-empty string.
+   * @param topic A non-empty, well-formed string (no lone surrogate).
    * @param data A string (text), binary data or a text/binary `Message`.
-   * @param except A local connection that should not receive it (the
-   * publisher, for {@linkcode Connection.publish}).
+   * @param except A local subscriber that should not receive it (the
+   * publisher, for `Connection.publish()`).
    * @returns Settles once the broker has the message; rejects if the broker
    * could not send it (the local subscribers got it anyway). An unawaited
    * rejection does not crash the process; brokers also report it through
    * their own `onError`.
    * @throws {TypeError} For a `Blob`, a close/ping/pong `Message`, an
-   * unsupported value, a topic that is not a non-empty string, or a closed
-   * registry.
+   * unsupported value, a topic that is not a non-empty, well-formed string,
+   * or a closed registry.
    *
    * @example
    * ```ts
@@ -359,7 +411,7 @@ export class Topics implements AsyncDisposable {
   publish(
     topic: string,
     data: PublishData,
-    except?: Connection,
+    except?: Subscriber,
   ): Promise<void> {
     checkTopic("publish to", topic);
     const payload = toPayload(topic, data);
@@ -419,7 +471,7 @@ export class Topics implements AsyncDisposable {
     }
   }
 
-  #deliver(topic: string, payload: TopicPayload, except?: Connection): void {
+  #deliver(topic: string, payload: TopicPayload, except?: Subscriber): void {
     const entry = this.#entries.get(topic);
     if (!entry) return;
     for (const conn of entry.subscribers) {
@@ -427,14 +479,14 @@ export class Topics implements AsyncDisposable {
     }
   }
 
-  #leaveAll(conn: Connection): void {
+  #leaveAll(conn: Subscriber): void {
     const joined = this.#joined.get(conn);
     if (!joined) return;
     this.#joined.delete(conn);
     for (const topic of joined) this.#remove(conn, topic);
   }
 
-  #remove(conn: Connection, topic: string): Promise<void> {
+  #remove(conn: Subscriber, topic: string): Promise<void> {
     const entry = this.#entries.get(topic);
     if (!entry?.subscribers.delete(conn) || entry.subscribers.size > 0) {
       return RESOLVED;
@@ -532,6 +584,8 @@ export class MemoryBroker implements Broker {
    * Receives `topic` from the group.
    *
    * @param topic The topic.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string
+   * (refused as every broker refuses it).
    *
    * @example
    * ```ts
@@ -541,6 +595,7 @@ export class MemoryBroker implements Broker {
    * ```
    */
   subscribe(topic: string): void {
+    checkTopic("subscribe to", topic);
     this.#topics.add(topic);
   }
 
@@ -548,6 +603,7 @@ export class MemoryBroker implements Broker {
    * Stops receiving `topic`.
    *
    * @param topic The topic.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string.
    *
    * @example
    * ```ts
@@ -557,6 +613,7 @@ export class MemoryBroker implements Broker {
    * ```
    */
   unsubscribe(topic: string): void {
+    checkTopic("unsubscribe from", topic);
     this.#topics.delete(topic);
   }
 
@@ -566,6 +623,7 @@ export class MemoryBroker implements Broker {
    *
    * @param topic The topic.
    * @param payload The message.
+   * @throws {TypeError} If `topic` is not a non-empty, well-formed string.
    *
    * @example
    * ```ts
@@ -579,6 +637,7 @@ export class MemoryBroker implements Broker {
    * ```
    */
   publish(topic: string, payload: TopicPayload): void {
+    checkTopic("publish to", topic);
     for (const broker of this.#group) {
       if (broker !== this && broker.#topics.has(topic)) {
         broker.#receive?.(topic, payload);
@@ -621,16 +680,6 @@ function toPayload(topic: string, data: PublishData): TopicPayload {
     return sendable;
   }
   return new Uint8Array(sendable as ArrayBuffer);
-}
-
-function checkTopic(what: string, topic: unknown): void {
-  if (typeof topic !== "string" || topic === "") {
-    throw new TypeError(
-      `Cannot ${what} a topic: it must be a non-empty string, got ${
-        typeof topic === "string" ? '""' : typeof topic
-      }`,
-    );
-  }
 }
 
 /** Runs `fn` and turns its result or throw into a promise. */

@@ -8,6 +8,7 @@
 import { connect } from "../client.ts";
 import type { Connection } from "../connection.ts";
 import { within } from "./_fixture.ts";
+import { topicToken } from "./_topic_protocol.ts";
 
 /**
  * Connects to a server speaking {@linkcode topicProtocol} and subscribes to
@@ -22,8 +23,8 @@ export async function joinTopics(
 ): Promise<Connection> {
   const conn = await within(connect(url), `a connection to ${url}`);
   for (const topic of topics) {
-    conn.send(`sub ${topic}`);
-    await expectText(conn, `subscribed ${topic}`);
+    conn.send(`sub ${topicToken(topic)}`);
+    await expectText(conn, `subscribed ${topicToken(topic)}`);
   }
   return conn;
 }

@@ -12,6 +12,12 @@
  *   <count-1>` back to back, then `published <count>` or `failed ...`
  * - `who` → `<identity>` (the process or worker that holds the connection)
  *
+ * A `<topic>` is the topic itself, or a JSON string literal (`"\ud800"`,
+ * spaces written `\u0020`) for a name a plain word cannot spell; see
+ * `topicToken()`. Answers repeat the token as it was sent. A command that the
+ * library refuses at once (it throws) is answered `refused <Error name>:
+ * <message>`.
+ *
  * It imports nothing outside the library, so child processes load it without
  * `@std`. Client-side helpers are in `_topic_client.ts`.
  *
@@ -32,38 +38,52 @@ export function topicProtocol(identity = "main"): (conn: Connection) => void {
         conn.close(1003, "commands are text");
         return;
       }
-      const [command = "", topic = "", ...rest] = data.split(" ");
-      const answer = (reply: Promise<void>, ok: string) =>
+      const [command = "", token = "", ...rest] = data.split(" ");
+      const topic = token.startsWith('"') ? JSON.parse(token) : token;
+      const answer = (call: () => Promise<unknown>, ok: string) => {
+        let reply: Promise<unknown>;
+        try {
+          reply = call();
+        } catch (error) {
+          conn.send(
+            `refused ${(error as Error).name}: ${(error as Error).message}`,
+          );
+          return;
+        }
         reply.then(
           () => conn.send(ok),
           (error: Error) => conn.send(`failed ${error.message}`),
         );
+      };
       switch (command) {
         case "sub":
-          answer(conn.subscribe(topic), `subscribed ${topic}`);
+          answer(() => conn.subscribe(topic), `subscribed ${token}`);
           break;
         case "unsub":
-          answer(conn.unsubscribe(topic), `unsubscribed ${topic}`);
+          answer(() => conn.unsubscribe(topic), `unsubscribed ${token}`);
           break;
         case "pub":
-          answer(conn.publish(topic, rest.join(" ")), "published");
+          answer(() => conn.publish(topic, rest.join(" ")), "published");
           break;
         case "pubbin":
           answer(
-            conn.publish(
-              topic,
-              new Uint8Array((rest[0] ?? "").split(",").map(Number)),
-            ),
+            () =>
+              conn.publish(
+                topic,
+                new Uint8Array((rest[0] ?? "").split(",").map(Number)),
+              ),
             "published",
           );
           break;
         case "burst": {
           const count = Number(rest[1]);
-          const sent: Promise<void>[] = [];
-          for (let i = 0; i < count; i++) {
-            sent.push(conn.publish(topic, `${rest[0]} ${i}`));
-          }
-          answer(Promise.all(sent).then(() => {}), `published ${count}`);
+          answer(() => {
+            const sent: Promise<void>[] = [];
+            for (let i = 0; i < count; i++) {
+              sent.push(conn.publish(topic, `${rest[0]} ${i}`));
+            }
+            return Promise.all(sent);
+          }, `published ${count}`);
           break;
         }
         case "who":
@@ -74,4 +94,18 @@ export function topicProtocol(identity = "main"): (conn: Connection) => void {
       }
     });
   };
+}
+
+/**
+ * How a test client writes `topic` in a command: as is when it is one plain
+ * word, else as a JSON string literal with spaces escaped (JSON.stringify
+ * writes a lone surrogate as `\ud800`, so even those reach the server).
+ *
+ * @param topic The topic name.
+ */
+export function topicToken(topic: string): string {
+  // Printable ASCII without space or '"': a plain word.
+  return /^[!#-~]+$/.test(topic)
+    ? topic
+    : JSON.stringify(topic).replaceAll(" ", "\\u0020");
 }

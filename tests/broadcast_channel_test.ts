@@ -5,6 +5,10 @@ import { listen, within, wsUrl } from "./_fixture.ts";
 import { DenoProcess } from "./_deno_process.ts";
 import { expectText, joinTopics } from "./_topic_client.ts";
 import { topicProtocol } from "./_topic_protocol.ts";
+import {
+  assertLoneSurrogatesRefused,
+  assertTopicsCarriedExactly,
+} from "./_topic_names.ts";
 
 /** A channel name no other test (or earlier run) uses. */
 function freshChannel(): string {
@@ -62,6 +66,27 @@ Deno.test("BroadcastChannelBroker only hands on topics with a local subscriber",
   await expectText(publisher, "published");
   // Same channel, same order: had "left" arrived, it would come first.
   await expectText(onA, "for a");
+});
+
+Deno.test("BroadcastChannelBroker carries every well-formed topic name exactly, BOM and U+FFFD included", async () => {
+  const name = freshChannel();
+  await using a = listen({
+    broker: new BroadcastChannelBroker({ name }),
+    onEstablish: topicProtocol("a"),
+  });
+  await using b = listen({
+    broker: new BroadcastChannelBroker({ name }),
+    onEstablish: topicProtocol("b"),
+  });
+  await assertTopicsCarriedExactly(a, b, "b");
+});
+
+Deno.test("a topic with a lone surrogate is refused with a TypeError on every path (BroadcastChannelBroker)", async () => {
+  await using server = listen({
+    broker: new BroadcastChannelBroker({ name: freshChannel() }),
+    onEstablish: topicProtocol("a"),
+  });
+  await assertLoneSurrogatesRefused(server, "a");
 });
 
 Deno.test("BroadcastChannelBroker reports foreign messages on its channel to onError", async () => {

@@ -14,6 +14,10 @@ import { RedisServer, skipRedis } from "./_redis.ts";
 import { DenoProcess } from "./_deno_process.ts";
 import { expectText, joinTopics } from "./_topic_client.ts";
 import { topicProtocol } from "./_topic_protocol.ts";
+import {
+  assertLoneSurrogatesRefused,
+  assertTopicsCarriedExactly,
+} from "./_topic_names.ts";
 
 const ignore = skipRedis();
 
@@ -147,6 +151,46 @@ Deno.test({
     // One publisher, one order: "left" would have come first.
     await expectText(onA, "for a");
     await expectText(onB, "for a");
+  },
+});
+
+Deno.test({
+  name:
+    "RedisBroker carries every well-formed topic name exactly, BOM and U+FFFD included, with or without a prefix",
+  ignore,
+  async fn() {
+    await using redis = await RedisServer.start();
+    for (const prefix of ["anyws:", ""]) {
+      await using a = listen({
+        broker: new RedisBroker({ url: redis.url, prefix }),
+        onEstablish: topicProtocol("a"),
+      });
+      await using b = listen({
+        broker: new RedisBroker({ url: redis.url, prefix }),
+        onEstablish: topicProtocol("b"),
+      });
+      await assertTopicsCarriedExactly(a, b, "b");
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a topic with a lone surrogate is refused with a TypeError on every path (RedisBroker)",
+  ignore,
+  async fn() {
+    await using redis = await RedisServer.start();
+    await using server = listen({
+      broker: new RedisBroker({ url: redis.url }),
+      onEstablish: topicProtocol("a"),
+    });
+    await assertLoneSurrogatesRefused(server, "a");
+    const broker = server.topics.broker as RedisBroker;
+    assertThrows(
+      () => broker.countProcesses("\ud800"),
+      TypeError,
+      "Cannot count the subscribers of a topic: it must be well-formed Unicode, got a lone surrogate (U+D800 at index 0)",
+    );
   },
 });
 
@@ -346,6 +390,11 @@ Deno.test("RedisBroker checks its options and its state", async () => {
     () => new RedisBroker({ maxReconnectDelay: 0 }),
     RangeError,
     "Cannot create a RedisBroker: maxReconnectDelay must be a positive number of milliseconds, got 0",
+  );
+  assertThrows(
+    () => new RedisBroker({ prefix: "app\udbff:" }),
+    TypeError,
+    "Cannot create a RedisBroker: prefix must be a well-formed string, got a lone surrogate at index 3",
   );
   const broker = new RedisBroker();
   assertThrows(

@@ -20,6 +20,10 @@ import { startChatServer } from "../examples/chat_server.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
 import { expectText, joinTopics } from "./_topic_client.ts";
 import { topicProtocol } from "./_topic_protocol.ts";
+import {
+  assertLoneSurrogatesRefused,
+  assertTopicsCarriedExactly,
+} from "./_topic_names.ts";
 
 /** A broker that records the registry's calls, for checking the contract. */
 class RecordingBroker implements Broker {
@@ -364,6 +368,89 @@ Deno.test("publishing and subscribing reject bad input with TypeErrors", async (
     TypeError,
     "Cannot start a MemoryBroker: it already serves a topic registry (create one broker per registry)",
   );
+});
+
+Deno.test("MemoryBroker carries every well-formed topic name exactly, BOM and U+FFFD included", async () => {
+  const first = new MemoryBroker();
+  await using a = listen({ broker: first, onEstablish: topicProtocol("a") });
+  await using b = listen({
+    broker: new MemoryBroker(first),
+    onEstablish: topicProtocol("b"),
+  });
+  await assertTopicsCarriedExactly(a, b, "b");
+});
+
+Deno.test("a topic with a lone surrogate is refused with a TypeError on every path (MemoryBroker)", async () => {
+  await using server = listen({ onEstablish: topicProtocol("a") });
+  await assertLoneSurrogatesRefused(server, "a");
+});
+
+Deno.test("a Subscriber that is not a Connection receives publishes and leaves its topics when closed settles", async () => {
+  const broker = new RecordingBroker();
+  await using topics = new Topics({ broker });
+  const gone = Promise.withResolvers<void>();
+  const received: TopicPayload[] = [];
+  const subscriber = {
+    readyState: WebSocket.OPEN,
+    closed: gone.promise,
+    send(payload: TopicPayload) {
+      received.push(payload);
+    },
+  };
+  await topics.subscribe(subscriber, "t");
+  await topics.publish("t", "text");
+  await topics.publish("t", new Uint8Array([1]));
+  assertEquals(received, ["text", new Uint8Array([1])]);
+  // A rejecting `closed` counts as gone too.
+  gone.reject(new Error("transport lost"));
+  await within(broker.until(5), "the broker to hear the last leave");
+  assertEquals(broker.calls, [
+    "start",
+    "subscribe t",
+    "publish t",
+    "publish t",
+    "unsubscribe t",
+  ]);
+  assertEquals(topics.subscriberCount("t"), 0);
+  assertEquals(topics.topicsOf(subscriber).size, 0);
+});
+
+Deno.test("topics.ts and the brokers import nothing from the connection layer, not even a type", async () => {
+  const root = new URL("../", import.meta.url);
+  for (
+    const file of [
+      "topics.ts",
+      "broadcast_channel_broker.ts",
+      "redis_broker.ts",
+    ]
+  ) {
+    const { success, stdout, stderr } = await new Deno.Command(
+      Deno.execPath(),
+      {
+        args: ["info", "--json", file],
+        cwd: root,
+        stdout: "piped",
+        stderr: "piped",
+      },
+    ).output();
+    assert(success, new TextDecoder().decode(stderr));
+    const graph = JSON.parse(new TextDecoder().decode(stdout)) as {
+      modules: { specifier: string }[];
+    };
+    const local = graph.modules
+      .map((module) => module.specifier)
+      .filter((specifier) => specifier.startsWith(root.href))
+      .map((specifier) => specifier.slice(root.href.length));
+    assert(local.includes(file), `${file} is in its own graph`);
+    assertEquals(
+      local.filter((path) =>
+        /^(_?connection|server|client|reconnect|close|handshake|backpressure)\b/
+          .test(path)
+      ),
+      [],
+      `${file} imports (directly or not): ${local.join(", ")}`,
+    );
+  }
 });
 
 Deno.test("a closed registry refuses publishes", async () => {

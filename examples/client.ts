@@ -2,11 +2,22 @@
  * A command-line client: connects, sends each argument as a text message,
  * prints each reply, and closes with 1000.
  *
+ * From a clone of the repository (works without access to jsr.io):
+ *
  * ```sh
- * deno run --allow-net examples/client.ts [url] [message...]
- * deno run --allow-net examples/client.ts ws://127.0.0.1:8000/ hello quit
- * deno run --allow-net examples/client.ts ws://127.0.0.1:8000/ws '{"type":"say","name":"cli","text":"hi"}'
+ * deno task example:client [url] [message...]
+ * deno task example:client ws://127.0.0.1:8000/ hello quit
+ * deno task example:client ws://127.0.0.1:8000/ws '{"type":"say","name":"cli","text":"hi"}'
  * ```
+ *
+ * With access to jsr.io, the plain command works too:
+ *
+ * ```sh
+ * deno run --allow-net examples/client.ts ws://127.0.0.1:8000/ hello quit
+ * ```
+ *
+ * Copied into a project of your own, import from `jsr:@anyws/anyws` (after
+ * `deno add jsr:@anyws/anyws`, from `@anyws/anyws`) instead of `../mod.ts`.
  *
  * The URL defaults to `ws://localhost:8000/ws` (the chat demo) and the
  * message to one line. Replies go to stdout, one per line (binary replies as

@@ -2,12 +2,22 @@
  * The Plack::App::WebSocket synopsis in anyws: echo every message back;
  * the text message "quit" closes the connection.
  *
+ * From a clone of the repository (works without access to jsr.io):
+ *
  * ```sh
- * deno run --allow-net --allow-env=PORT examples/echo_server.ts
- * PORT=9000 deno run --allow-net --allow-env=PORT examples/echo_server.ts
+ * deno task example:echo
+ * PORT=9000 deno task example:echo
+ * deno task example:client ws://127.0.0.1:8000/ hello quit   # in another shell
  * ```
  *
- * Then try it with `deno run --allow-net examples/client.ts ws://127.0.0.1:8000 hello quit`.
+ * With access to jsr.io, the plain command works too:
+ *
+ * ```sh
+ * deno run --allow-net --allow-env=PORT examples/echo_server.ts
+ * ```
+ *
+ * Copied into a project of your own, import from `jsr:@anyws/anyws` (after
+ * `deno add jsr:@anyws/anyws`, from `@anyws/anyws`) instead of `../mod.ts`.
  * Ctrl+C (or SIGTERM) shuts down gracefully: open connections are closed with
  * 1001 first.
  *

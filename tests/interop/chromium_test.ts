@@ -8,7 +8,11 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
-import { type BrowserContext, chromium, type Page } from "playwright-core";
+import {
+  type BrowserContext,
+  chromium,
+  type Page,
+} from "npm:playwright-core@1.65.1";
 import { startChatServer } from "../../examples/chat_server.ts";
 import { UNIT_MS, within } from "../_fixture.ts";
 import { LineQueue, type Peer } from "./_peer_process.ts";

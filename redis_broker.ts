@@ -39,7 +39,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { createClient } from "@redis/client";
+import { createClient } from "npm:@redis/client@^6.3.1";
 import type { Broker, BrokerReceiver, TopicPayload } from "./topics.ts";
 import { checkTopic, loneSurrogateIndex } from "./_topic_name.ts";
 

@@ -18,8 +18,13 @@
  */
 
 import { delay } from "@std/async/delay";
-import { checkConnectionOptions, Connection } from "./connection.ts";
-import { type ConnectionLimits, pickLimits } from "./connection_options.ts";
+import { Connection } from "./connection.ts";
+import {
+  type ConnectionLimits,
+  RESOLVED_LIMITS,
+  type ResolvedOptions,
+  resolveLimits,
+} from "./connection_options.ts";
 import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
 
 /** Options for {@linkcode connect} and {@linkcode Client}. */
@@ -153,7 +158,7 @@ export async function connect(
   if (!parsed || !SCHEMES.has(parsed.protocol)) {
     throw new ConnectError(`URI is not a websocket: ${target}`, target);
   }
-  checkConnectionOptions(options);
+  const limits = resolveLimits(options);
   const protocols = options.protocols === undefined
     ? []
     : typeof options.protocols === "string"
@@ -175,9 +180,9 @@ export async function connect(
       (socket) =>
         new Connection(socket, {
           role: "client",
-          ...pickLimits(options),
+          [RESOLVED_LIMITS]: limits,
           reconnect: reconnector,
-        }),
+        } as ResolvedOptions),
     );
   if (!reconnector) return await first();
   // With `reconnect`, a first attempt that fails for a reason the policy

@@ -6,7 +6,8 @@
  * @module
  */
 
-import type { Role } from "./connection_options.ts";
+/** Which end of the socket a {@linkcode Connection} is. */
+export type Role = "server" | "client";
 
 /**
  * How a connection ended: resolved by {@linkcode Connection.closed} and given
@@ -114,3 +115,16 @@ export function checkCloseCode(code: number, role: Role): void {
 }
 
 export const MAX_REASON_BYTES = 123;
+
+/**
+ * The code anyws sends when it closes because of an error: `code` (a
+ * registered 10xx code) on the server side, 3000 more on the client side,
+ * which may only send 1000 and 3000-4999 (1009 "too big" becomes 4009).
+ *
+ * @param code A registered close code from 1000 to 1999.
+ * @param role The side that sends it.
+ * @returns The code that side puts on the wire.
+ */
+export function sideCode(code: number, role: Role): number {
+  return role === "server" ? code : code + 3000;
+}

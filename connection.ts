@@ -51,16 +51,13 @@ import {
 } from "./close.ts";
 import {
   checkConnectionOptions,
-  checkedLimit,
   type ConnectionLimits,
   type ConnectionOptions,
-  DEFAULT_CLOSE_TIMEOUT,
-  DEFAULT_HIGH_WATER_MARK,
-  DEFAULT_MAX_BUFFERED_AMOUNT,
-  DEFAULT_MAX_MESSAGE_SIZE,
-  DEFAULT_MAX_PENDING_MESSAGES,
   type DrainOptions,
   type NextMessageOptions,
+  RESOLVED_LIMITS,
+  type ResolvedOptions,
+  resolveLimits,
   type Role,
   type WriteOptions,
 } from "./connection_options.ts";
@@ -197,7 +194,7 @@ interface Waiter {
  * for await (const message of conn) console.log(`${message}`);
  * ```
  */
-export class Connection extends EventTarget {
+export class Connection<Data = unknown> extends EventTarget {
   #socket: WebSocket;
   readonly #role: Role;
   readonly #request: Request | (() => Request) | undefined;
@@ -224,7 +221,7 @@ export class Connection extends EventTarget {
    * Application data: what a server's `authorize` hook attached, or anything
    * the application stores here.
    */
-  data: unknown;
+  data: Data;
 
   // Registrations made through on().
   #nextHandlers: NextMessageHandler[] = [];
@@ -292,7 +289,7 @@ export class Connection extends EventTarget {
    * assertEquals((await conn.closed).code, 1006);
    * ```
    */
-  constructor(socket: WebSocket, options: ConnectionOptions = {}) {
+  constructor(socket: WebSocket, options: ConnectionOptions<Data> = {}) {
     super();
     if (!(socket instanceof WebSocket)) {
       throw new TypeError(
@@ -316,38 +313,18 @@ export class Connection extends EventTarget {
         : options.request?.url) ??
       socket.url;
     this.#subprotocol = options.subprotocol;
-    this.#maxMessageSize = checkedLimit(
-      "maxMessageSize",
-      options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
-    );
-    this.#maxPendingMessages = checkedLimit(
-      "maxPendingMessages",
-      options.maxPendingMessages ?? DEFAULT_MAX_PENDING_MESSAGES,
-    );
-    this.#closeTimeout = checkedLimit(
-      "closeTimeout",
-      options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
-      0,
-    );
+    const limits = (options as ResolvedOptions<Data>)[RESOLVED_LIMITS] ??
+      resolveLimits(options);
+    this.#maxMessageSize = limits.maxMessageSize;
+    this.#maxPendingMessages = limits.maxPendingMessages;
+    this.#closeTimeout = limits.closeTimeout;
     this.#topics = options.topics;
     this.#reconnector = options.reconnect;
-    this.#maxBufferedAmount = checkedLimit(
-      "maxBufferedAmount",
-      options.maxBufferedAmount ?? DEFAULT_MAX_BUFFERED_AMOUNT,
-    );
+    this.#maxBufferedAmount = limits.maxBufferedAmount;
     this.#sendBudget = this.#maxBufferedAmount;
-    this.#highWaterMark = checkedLimit(
-      "highWaterMark",
-      options.highWaterMark ??
-        Math.min(DEFAULT_HIGH_WATER_MARK, this.#maxBufferedAmount / 4),
-      0,
-    );
-    this.#inactivityTimeout = checkedLimit(
-      "inactivityTimeout",
-      options.inactivityTimeout ?? 0,
-      0,
-    );
-    this.data = options.data;
+    this.#highWaterMark = limits.highWaterMark;
+    this.#inactivityTimeout = limits.inactivityTimeout;
+    this.data = options.data as Data;
     this.#closed = new Promise((resolve) => this.#closedResolve = resolve);
     this.#attach(socket);
     if (socket.readyState === WebSocket.OPEN) {

@@ -5,14 +5,18 @@
  * @module
  */
 
+import type { Role } from "./close.ts";
 import type { Reconnector } from "./reconnect.ts";
 import type { Topics } from "./topics.ts";
 
-/** Which end of the socket a {@linkcode Connection} is. */
-export type Role = "server" | "client";
+export type { Role };
 
-/** Options for {@linkcode Connection}. */
-export interface ConnectionOptions {
+/**
+ * Options for {@linkcode Connection}.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export interface ConnectionOptions<Data = unknown> {
   /**
    * Which side this is. Decides {@linkcode Connection.masked} and which close
    * codes {@linkcode Connection.close} may send.
@@ -48,14 +52,25 @@ export interface ConnectionOptions {
    */
   maxMessageSize?: number | undefined;
   /**
-   * How many received messages are held while nothing reads them (no
-   * handler, listener, pending `nextMessage()` or iterator). One more, and
+   * How many received messages may wait unread: held while nothing reads
+   * them (no handler, listener, pending `nextMessage()` or iterator), or
+   * queued for a `for await` loop that has not caught up. One more, and
    * `parse_error` fires and the connection closes with 1008 (server side) or
    * 4008 (client side): nothing is dropped silently.
    *
    * @default {1024}
    */
   maxPendingMessages?: number | undefined;
+  /**
+   * How many bytes of received messages may wait unread, in the same places
+   * as `maxPendingMessages` and with the same answer when exceeded. A text
+   * message counts one byte per UTF-16 code unit (its `length`), a binary
+   * one its byte length. The first unread message always fits, whatever its
+   * size (`maxMessageSize` bounds it).
+   *
+   * @default {33554432} (32 MiB)
+   */
+  maxPendingBytes?: number | undefined;
   /**
    * How long, in milliseconds, `close()` waits for the peer's close frame.
    * Then the connection finishes anyway with code 1006 and an error, and
@@ -66,8 +81,10 @@ export interface ConnectionOptions {
    */
   closeTimeout?: number | undefined;
   /**
-   * The most bytes that may wait in the outgoing buffer (Deno's
-   * `bufferedAmount` plus sends queued while connecting), checked after each
+   * The most memory, in bytes, that sends may hold while they wait to reach
+   * the kernel: Deno's `bufferedAmount` plus sends queued while connecting,
+   * plus Deno's own cost of about 1 KiB for every send still queued (so a
+   * flood of small messages is bounded too), checked after each
    * {@linkcode Connection.send}. Over it, the peer is not reading fast
    * enough: `parse_error` fires and the connection closes with 1008 (server
    * side) or 4008 (client side) instead of buffering without bound. Use
@@ -98,7 +115,7 @@ export interface ConnectionOptions {
    */
   inactivityTimeout?: number | undefined;
   /** The initial value of {@linkcode Connection.data}. */
-  data?: unknown;
+  data?: Data;
   /**
    * Makes the connection survive the loss of its socket (client side):
    * instead of finishing, it asks the {@linkcode Reconnector} for a new
@@ -149,6 +166,7 @@ export interface NextMessageOptions {
 
 export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
 export const DEFAULT_MAX_PENDING_MESSAGES = 1024;
+export const DEFAULT_MAX_PENDING_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_CLOSE_TIMEOUT = 5000;
 export const DEFAULT_MAX_BUFFERED_AMOUNT = 16 * 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
@@ -162,6 +180,7 @@ export type ConnectionLimits = Pick<
   ConnectionOptions,
   | "maxMessageSize"
   | "maxPendingMessages"
+  | "maxPendingBytes"
   | "closeTimeout"
   | "maxBufferedAmount"
   | "highWaterMark"
@@ -173,26 +192,60 @@ export type ConnectionLimits = Pick<
 const MINIMUMS: Record<keyof ConnectionLimits, number> = {
   maxMessageSize: 1,
   maxPendingMessages: 1,
+  maxPendingBytes: 1,
   closeTimeout: 0,
   maxBufferedAmount: 1,
   highWaterMark: 0,
   inactivityTimeout: 0,
 };
-const LIMITS = Object.entries(MINIMUMS) as [keyof ConnectionLimits, number][];
+
+/** Every limit, checked, with its default filled in (internal). */
+export type ResolvedLimits = {
+  readonly [K in keyof ConnectionLimits]-?: number;
+};
 
 /**
- * Copies the limits out of a larger options object, leaving out absent ones
- * (internal: for handing options on to the {@linkcode Connection}).
+ * The key under which `serve()`, `upgrade()` and `connect()` hand a
+ * Connection limits they have already resolved, so that each public call
+ * checks its options once rather than once per connection (internal).
+ */
+export const RESOLVED_LIMITS: unique symbol = Symbol("anyws.resolvedLimits");
+
+/** Connection options that may carry resolved limits (internal). */
+export interface ResolvedOptions<Data = unknown>
+  extends ConnectionOptions<Data> {
+  [RESOLVED_LIMITS]?: ResolvedLimits;
+}
+
+/**
+ * Checks the limits of `options` and fills in the defaults (internal).
  *
  * @param options Any options that include limits.
- * @returns Only the limits.
+ * @returns The limits, checked and complete.
+ * @throws {RangeError} If a limit is not a number or is below its minimum.
  */
-export function pickLimits(options: ConnectionLimits): ConnectionLimits {
-  const limits: ConnectionLimits = {};
-  for (const [name] of LIMITS) {
-    if (options[name] !== undefined) limits[name] = options[name];
-  }
-  return limits;
+export function resolveLimits(options: ConnectionLimits): ResolvedLimits {
+  const given = (name: keyof ConnectionLimits, fallback: number) =>
+    checkedLimit(name, options[name] ?? fallback, MINIMUMS[name]);
+  const maxBufferedAmount = given(
+    "maxBufferedAmount",
+    DEFAULT_MAX_BUFFERED_AMOUNT,
+  );
+  return Object.freeze({
+    maxMessageSize: given("maxMessageSize", DEFAULT_MAX_MESSAGE_SIZE),
+    maxPendingMessages: given(
+      "maxPendingMessages",
+      DEFAULT_MAX_PENDING_MESSAGES,
+    ),
+    maxPendingBytes: given("maxPendingBytes", DEFAULT_MAX_PENDING_BYTES),
+    closeTimeout: given("closeTimeout", DEFAULT_CLOSE_TIMEOUT),
+    maxBufferedAmount,
+    highWaterMark: given(
+      "highWaterMark",
+      Math.min(DEFAULT_HIGH_WATER_MARK, maxBufferedAmount / 4),
+    ),
+    inactivityTimeout: given("inactivityTimeout", 0),
+  });
 }
 
 /**
@@ -216,10 +269,7 @@ export function pickLimits(options: ConnectionLimits): ConnectionLimits {
  * ```
  */
 export function checkConnectionOptions(options: ConnectionLimits): void {
-  for (const [name, min] of LIMITS) {
-    const value = options[name];
-    if (value !== undefined) checkedLimit(name, value, min);
-  }
+  resolveLimits(options);
 }
 
 /**

@@ -20,12 +20,13 @@
  * @module
  */
 
+import { Connection, type ConnectionOptions } from "./connection.ts";
 import {
-  checkConnectionOptions,
-  Connection,
-  type ConnectionOptions,
-} from "./connection.ts";
-import { type ConnectionLimits, pickLimits } from "./connection_options.ts";
+  type ConnectionLimits,
+  RESOLVED_LIMITS,
+  type ResolvedOptions,
+  resolveLimits,
+} from "./connection_options.ts";
 import {
   type Authorize,
   checkOrigin,
@@ -305,7 +306,8 @@ export function upgrade(
   options: UpgradeOptions = {},
   info?: Deno.ServeHandlerInfo,
 ): UpgradeResult {
-  checkConnectionOptions(options);
+  const limits = (options as ResolvedOptions)[RESOLVED_LIMITS] ??
+    resolveLimits(options);
   const problem = checkHandshake(request) ?? refuseOrigin(request, options);
   if (problem) return { response: problem.toResponse(), error: problem };
 
@@ -351,9 +353,9 @@ export function upgrade(
     url,
     remoteAddr,
     subprotocol: protocol,
-    ...pickLimits(options),
+    [RESOLVED_LIMITS]: limits,
     topics: options.topics,
-  });
+  } as ResolvedOptions);
   return { response: upgraded.response, connection };
 }
 
@@ -656,9 +658,12 @@ function buildHandler(
       "Cannot create a WebSocket handler: onEstablish must be a function (it receives each connection)",
     );
   }
-  checkConnectionOptions(options);
   const { onEstablish, onError, path, fallback, authorize } = options;
-  const upgradeOptions = { ...options, topics: handlerTopics(options) };
+  const upgradeOptions: UpgradeOptions = {
+    ...options,
+    topics: handlerTopics(options),
+    [RESOLVED_LIMITS]: resolveLimits(options),
+  } as ResolvedOptions & UpgradeOptions;
   const answerError = async (request: Request, error: HandshakeError) => {
     if (!onError) return error.toResponse();
     try {

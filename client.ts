@@ -17,7 +17,6 @@
  * @module
  */
 
-import { delay } from "@std/async/delay";
 import { Connection } from "./connection.ts";
 import {
   type ConnectionLimits,
@@ -186,31 +185,18 @@ export async function connect(
     );
   if (!reconnector) return await first();
   // With `reconnect`, a first attempt that fails for a reason the policy
-  // retries (5xx, refused TCP, timeout) is retried like a reconnection:
-  // backoff, then up to maxAttempts attempts in all. No connection exists
-  // yet, so no `reconnecting` event fires for these.
-  const { policy } = reconnector;
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await first();
-    } catch (error) {
-      if (attempt >= policy.maxAttempts || !policy.retriesError(error)) {
-        throw error;
-      }
-      try {
-        await delay(
-          policy.delay(attempt),
-          options.signal ? { signal: options.signal } : {},
-        );
-      } catch (aborted) {
-        throw new ConnectError(
-          `unable to connect to ${target}: aborted`,
-          target,
-          undefined,
-          { cause: aborted },
-        );
-      }
-    }
+  // retries (5xx, refused TCP, timeout) is retried like a reconnection, by
+  // the same loop: backoff, then up to maxAttempts attempts in all.
+  try {
+    return await reconnector.first(first, options.signal);
+  } catch (error) {
+    if (error instanceof ConnectError) throw error;
+    throw new ConnectError(
+      `unable to connect to ${target}: aborted`,
+      target,
+      undefined,
+      { cause: error },
+    );
   }
 }
 

@@ -25,29 +25,12 @@
  */
 
 import {
-  CLOSE_CODE,
-  Message,
-  sendableLength,
-  type SendData,
-  toSendable,
-  utf8Length,
-} from "./message.ts";
-import {
-  ReconnectEvent,
-  ReconnectingEvent,
-  type ReconnectingInfo,
-  type Reconnector,
-  type ReconnectStats,
-} from "./reconnect.ts";
-import { deadline } from "@std/async/deadline";
-import type { PublishData, Topics } from "./topics.ts";
-import { DrainWaiters } from "./backpressure.ts";
-import { MessageIterator } from "./_message_iterator.ts";
-import {
   checkCloseCode,
   type CloseInfo,
   ConnectionClosedError,
   MAX_REASON_BYTES,
+  type Role,
+  sideCode,
 } from "./close.ts";
 import {
   checkConnectionOptions,
@@ -56,84 +39,186 @@ import {
   type DrainOptions,
   type NextMessageOptions,
   RESOLVED_LIMITS,
+  type ResolvedLimits,
   type ResolvedOptions,
   resolveLimits,
-  type Role,
   type WriteOptions,
 } from "./connection_options.ts";
 import {
   type ConnectionEventMap,
   type ConnectionHandlerName,
-  type ConnectionHandlers,
-  type EachMessageHandler,
-  type FinishHandler,
   HANDLER_EVENTS,
-  type MessageHandler,
-  type NextMessageHandler,
-  type ParseErrorHandler,
-  type ReconnectHandler,
-  type ReconnectingHandler,
   type Unregister,
 } from "./connection_events.ts";
+import {
+  CLOSE_CODE,
+  Message,
+  type SendData,
+  toSendable,
+  utf8Length,
+} from "./message.ts";
+import {
+  ReconnectEvent,
+  type ReconnectInfo,
+  ReconnectingEvent,
+  type ReconnectingInfo,
+  type Reconnector,
+  type ReconnectStats,
+} from "./reconnect.ts";
+import type { PublishData, Topics } from "./topics.ts";
+import { DrainWaiters } from "./backpressure.ts";
+import { Delivery, type DeliveryHost } from "./_connection/delivery.ts";
+import {
+  asError,
+  callReported,
+  HandlerList,
+  reportHandlerError,
+} from "./_connection/handlers.ts";
+import {
+  ReconnectingWire,
+  type ReconnectingWireHost,
+} from "./_connection/reconnecting_wire.ts";
+import { Wire } from "./_connection/wire.ts";
 
-// The public names of the files split off this one, so that
-// "@anyws/anyws/connection" keeps offering everything about connections.
-export { checkCloseCode, type CloseInfo, ConnectionClosedError };
+// The public names of the files around this one, so that
+// "@anyws/anyws/connection" offers everything about connections.
+export { checkCloseCode, type CloseInfo, ConnectionClosedError, type Role };
 export {
   checkConnectionOptions,
   type ConnectionLimits,
   type ConnectionOptions,
   type DrainOptions,
   type NextMessageOptions,
-  type Role,
   type WriteOptions,
 };
-export type {
-  ConnectionEventMap,
-  ConnectionHandlerName,
-  ConnectionHandlers,
-  EachMessageHandler,
-  FinishHandler,
-  MessageHandler,
-  NextMessageHandler,
-  ParseErrorHandler,
-  ReconnectHandler,
-  ReconnectingHandler,
-  Unregister,
-} from "./connection_events.ts";
+export type { ConnectionEventMap, ConnectionHandlerName, Unregister };
+export { Message, type SendData } from "./message.ts";
 
-const SOCKET_EVENTS = ["message", "open", "error", "close"] as const;
+/**
+ * Called by `on("message")` (Plack): text as a string, binary as bytes. May
+ * be `async`: a rejection is handled like a throw.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export type MessageHandler<Data = unknown> = (
+  conn: Connection<Data>,
+  data: string | Uint8Array,
+  unregister: () => void,
+) => unknown;
+/**
+ * Called by `on("each_message")` (AnyEvent) with a {@linkcode Message}.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export type EachMessageHandler<Data = unknown> = (
+  conn: Connection<Data>,
+  message: Message,
+  unregister: () => void,
+) => unknown;
+/**
+ * Called by `on("next_message")` (AnyEvent) for the next message only.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export type NextMessageHandler<Data = unknown> = (
+  conn: Connection<Data>,
+  message: Message,
+) => unknown;
+/**
+ * Called once by `on("finish")`/`on("close")`; `error` is `undefined` after
+ * a clean close.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export type FinishHandler<Data = unknown> = (
+  conn: Connection<Data>,
+  error?: string,
+) => unknown;
+/**
+ * Called by `on("parse_error")`/`on("error")` with the error's text.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export type ParseErrorHandler<Data = unknown> = (
+  conn: Connection<Data>,
+  error: string,
+) => unknown;
+/**
+ * Called by `on("reconnecting")` before each wait to reconnect. A throw or a
+ * rejection is logged and ignored.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export type ReconnectingHandler<Data = unknown> = (
+  conn: Connection<Data>,
+  info: ReconnectingInfo,
+) => unknown;
+/**
+ * Called by `on("reconnect")` once a new socket is open, before the queued
+ * messages are sent: sends made here go first (re-authenticate, re-subscribe).
+ * When it returns a promise, the queue waits for it (at most
+ * {@linkcode ReconnectOptions.hookTimeout}); a throw or a rejection closes
+ * the connection with 4011, for good.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export type ReconnectHandler<Data = unknown> = (
+  conn: Connection<Data>,
+  info: ReconnectInfo,
+) => unknown;
 
-/** A Set that stays empty: connections share it until they add (own()). */
-class EmptySet<T> extends Set<T> {
-  override add(): this {
-    throw new Error("anyws: internal error: adding to the shared empty Set");
-  }
+/**
+ * The events {@linkcode Connection.on} accepts, with their handler types.
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
+ */
+export interface ConnectionHandlers<Data = unknown> {
+  /** Each message: text as a `string`, binary as a `Uint8Array` (Plack). */
+  message: MessageHandler<Data>;
+  /** Each message as a {@linkcode Message} (AnyEvent). */
+  each_message: EachMessageHandler<Data>;
+  /** The next message only (AnyEvent). */
+  next_message: NextMessageHandler<Data>;
+  /** The connection finished (both Perl libraries). Fires once. */
+  finish: FinishHandler<Data>;
+  /** Alias of `finish` (Plack). */
+  close: FinishHandler<Data>;
+  /** A protocol or handler error; the connection is closing (AnyEvent). */
+  parse_error: ParseErrorHandler<Data>;
+  /** Alias of `parse_error`. */
+  error: ParseErrorHandler<Data>;
+  /** A reconnecting connection lost its socket or an attempt failed, and waits. */
+  reconnecting: ReconnectingHandler<Data>;
+  /** A reconnecting connection has a new socket; the queue is sent next. */
+  reconnect: ReconnectHandler<Data>;
 }
-/** A Map that stays empty, shared as EmptySet is. */
-class EmptyMap<K, V> extends Map<K, V> {
-  override set(): this {
-    throw new Error("anyws: internal error: setting in the shared empty Map");
-  }
-}
-// deno-lint-ignore no-explicit-any
-const EMPTY_SET: Set<any> = new EmptySet();
-// deno-lint-ignore no-explicit-any
-const EMPTY_MAP: Map<any, any> = new EmptyMap();
 
-/** The set itself, or a new one in place of the shared empty one. */
-function own<T>(set: Set<T>): Set<T> {
-  return set === EMPTY_SET ? new Set<T>() : set;
+/** The handler lists other than message consumers (made on first use). */
+interface OtherHandlers<Data> {
+  finish: HandlerList<FinishHandler<Data>>;
+  error: HandlerList<ParseErrorHandler<Data>>;
+  reconnecting: HandlerList<ReconnectingHandler<Data>>;
+  reconnect: HandlerList<ReconnectHandler<Data>>;
 }
 
-interface MessageEntry {
-  plack: boolean;
-  fn: MessageHandler | EachMessageHandler;
-  unregister: Unregister;
-}
-interface Waiter {
-  resolve(message: Message): void;
-  reject(error: unknown): void;
+// DOM event types that have had a listener, as bits: events nobody listens
+// to are not even created.
+const LISTENED: Record<string, number> = {
+  open: 1,
+  error: 2,
+  close: 4,
+  reconnecting: 8,
+  reconnect: 16,
+};
+
+/** Deprecated methods that have warned already (once per process each). */
+const warned = new Set<string>();
+function warnDeprecated(method: string, instead: string): void {
+  if (warned.has(method)) return;
+  warned.add(method);
+  console.warn(
+    `anyws: Connection.${method}() is deprecated (as in AnyEvent::WebSocket::Connection 0.30); use ${instead} instead`,
+  );
 }
 
 /**
@@ -142,21 +227,27 @@ interface Waiter {
  * style {@linkcode Connection.on} API and pull-style reading.
  *
  * Delivery rules:
- * - A connection handed to the application (resolved by `connect()`, passed
- *   to `onEstablish`, or just constructed) dispatches nothing, not even
- *   `finish`, before the current task ends: register handlers right after
- *   receiving it.
+ * - A message goes at once to the consumers registered when it arrives, so
+ *   handlers registered in `onEstablish` or right after `await connect()`
+ *   answer even a peer that sends a message and closes at once.
  * - Messages that arrive while nothing reads them are held (up to
- *   {@linkcode ConnectionOptions.maxPendingMessages}) and delivered, in
- *   order, to every consumer registered in the task that registers the first.
+ *   {@linkcode ConnectionOptions.maxPendingMessages} and
+ *   {@linkcode ConnectionOptions.maxPendingBytes}) and delivered, in order,
+ *   to every consumer registered in the task that registers the first.
+ * - A connection handed to the application (resolved by `connect()`, passed
+ *   to `onEstablish`, or just constructed) fires no `finish` and no
+ *   `parse_error` before the current task ends: register handlers right
+ *   after receiving it.
  * - Every consumer sees every message that arrives while it is registered;
  *   `next_message` handlers and `nextMessage()` see only one. Order per
  *   message: `next_message` handlers, then `each_message` and `message`
  *   handlers in registration order, then DOM `message` listeners; pending
  *   `nextMessage()` calls and iterators are resolved alongside.
- * - A handler or listener that throws skips the rest of that message's
- *   handlers, fires `parse_error`, and closes the connection with 1011
- *   (server side) or 4011 (client side). The exception goes no further.
+ * - A handler or listener that throws, or whose promise rejects, fires
+ *   `parse_error` and closes the connection with 1011 (server side) or 4011
+ *   (client side); a synchronous throw also skips the rest of that
+ *   message's handlers. The error goes no further: not to `Deno.serve`, not
+ *   to the event loop. After the end, such errors are logged.
  *
  * @example Perl style
  * ```ts
@@ -193,80 +284,40 @@ interface Waiter {
  * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
  * for await (const message of conn) console.log(`${message}`);
  * ```
+ *
+ * @typeParam Data The type of {@linkcode Connection.data}.
  */
 export class Connection<Data = unknown> extends EventTarget {
-  #socket: WebSocket;
   readonly #role: Role;
   readonly #request: Request | (() => Request) | undefined;
   readonly #remoteAddr: Deno.NetAddr | undefined;
   readonly #url: string;
-  #subprotocol: string | undefined;
-  readonly #maxMessageSize: number;
-  readonly #maxPendingMessages: number;
-  readonly #closeTimeout: number;
+  readonly #subprotocol: string | undefined;
+  readonly #limits: ResolvedLimits;
   readonly #topics: Topics | undefined;
-  // Backpressure and liveness (backpressure.ts): sends subtract their
-  // (upper-bound) size from #sendBudget, and bufferedAmount is read only when
-  // it goes negative, so a send costs one subtraction and one branch.
-  readonly #maxBufferedAmount: number;
-  readonly #highWaterMark: number;
-  #sendBudget: number;
+  readonly #reconnector: Reconnector | undefined;
+  // The parts: the socket(s) as this connection drives them, and where
+  // received messages go.
+  readonly #wire: Wire;
+  readonly #delivery: Delivery<Connection<Data>>;
+  #handlers: OtherHandlers<Data> | undefined;
   #drain: DrainWaiters | undefined;
-  readonly #inactivityTimeout: number;
-  #inactivityTimer: ReturnType<typeof setInterval> | undefined;
-  #heard = true;
-  #silentTicks = 0;
+  // DOM listeners, wrapped so that a throwing listener cannot crash Deno.
+  #wrappers: Map<string, WeakMap<object, EventListener>> | undefined;
+  #listened = 0;
+  // Closing.
+  #closeRequested = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #failure: Error | undefined;
+  #closeInfo: CloseInfo | undefined;
+  #closedResolve!: (info: CloseInfo) => void;
+  readonly #closed: Promise<CloseInfo>;
 
   /**
    * Application data: what a server's `authorize` hook attached, or anything
    * the application stores here.
    */
   data: Data;
-
-  // Registrations made through on().
-  #nextHandlers: NextMessageHandler[] = [];
-  #messageHandlers: MessageEntry[] = [];
-  #finishHandlers: FinishHandler[] = [];
-  #errorHandlers: ParseErrorHandler[] = [];
-  #reconnectingHandlers: ReconnectingHandler[] = [];
-  #reconnectHandlers: ReconnectHandler[] = [];
-  // Pull-style consumers.
-  // The Sets and the Map start as shared empty ones and are made on first add
-  // (see own()): most connections never use them, and each costs ~120 bytes.
-  #waiters: Set<Waiter> = EMPTY_SET;
-  #iterators: Set<MessageIterator> = EMPTY_SET;
-  // DOM listeners, wrapped so that a throwing listener cannot crash Deno.
-  #wrappers: Map<string, WeakMap<object, EventListener>> = EMPTY_MAP;
-  #domMessageListeners: Set<EventListener> = EMPTY_SET;
-
-  // Delivery state: see the class documentation.
-  #held = true;
-  #holdToken = 0;
-  #releaseScheduled = false;
-  #pumpScheduled = false;
-  // Set while nextMessage() is the only way this connection is read: then a
-  // call finds held messages its own (see nextMessage()).
-  #pullOnly = false;
-  #inbox: Message[] = [];
-  #pendingErrors: Error[] = [];
-  #pendingFinish: CloseInfo | undefined;
-  #closeInfo: CloseInfo | undefined;
-  #closedResolve!: (info: CloseInfo) => void;
-  readonly #closed: Promise<CloseInfo>;
-
-  // Sending and closing.
-  #outbox: (string | Uint8Array | ArrayBuffer | Blob)[] | undefined;
-  #closeRequested = false;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  #failure: Error | undefined;
-  #socketError: string | undefined;
-  /** Stops listening to the current socket (set by #attach). */
-  #detach: () => void = () => {};
-
-  // Reconnection (see reconnect.ts): set while waiting for a new socket.
-  readonly #reconnector: Reconnector | undefined;
-  #reconnecting: AbortController | undefined;
-  #socketGeneration = 0;
 
   /**
    * Wraps a standard `WebSocket` in the CONNECTING or OPEN state. Client
@@ -303,7 +354,9 @@ export class Connection<Data = unknown> extends EventTarget {
         }`,
       );
     }
-    this.#socket = socket;
+    const limits = (options as ResolvedOptions<Data>)[RESOLVED_LIMITS] ??
+      resolveLimits(options);
+    this.#limits = limits;
     this.#role = options.role ?? (options.request ? "server" : "client");
     this.#request = options.request;
     this.#remoteAddr = options.remoteAddr;
@@ -313,29 +366,22 @@ export class Connection<Data = unknown> extends EventTarget {
         : options.request?.url) ??
       socket.url;
     this.#subprotocol = options.subprotocol;
-    const limits = (options as ResolvedOptions<Data>)[RESOLVED_LIMITS] ??
-      resolveLimits(options);
-    this.#maxMessageSize = limits.maxMessageSize;
-    this.#maxPendingMessages = limits.maxPendingMessages;
-    this.#closeTimeout = limits.closeTimeout;
     this.#topics = options.topics;
-    this.#reconnector = options.reconnect;
-    this.#maxBufferedAmount = limits.maxBufferedAmount;
-    this.#sendBudget = this.#maxBufferedAmount;
-    this.#highWaterMark = limits.highWaterMark;
-    this.#inactivityTimeout = limits.inactivityTimeout;
     this.data = options.data as Data;
     this.#closed = new Promise((resolve) => this.#closedResolve = resolve);
-    this.#attach(socket);
-    if (socket.readyState === WebSocket.OPEN) {
-      this.#holdForThisTask();
-      this.#watchInactivity();
-    }
+    const host = new Connection.#Host(this);
+    this.#delivery = new Delivery<Connection<Data>>(this, host, limits);
+    const reconnector = this.#reconnector = options.reconnect;
+    // The wire is chosen once: the connection holds no reconnect branch.
+    this.#wire = reconnector
+      ? new ReconnectingWire(socket, host, limits, reconnector)
+      : new Wire(socket, host, limits);
+    if (socket.readyState === WebSocket.OPEN) this.#delivery.hold();
   }
 
   /** The underlying standard `WebSocket` (Perl: `handle`). */
   get socket(): WebSocket {
-    return this.#socket;
+    return this.#wire.socket;
   }
 
   /** `true` on the client side, whose frames are masked; `false` on the server side. */
@@ -350,7 +396,7 @@ export class Connection<Data = unknown> extends EventTarget {
 
   /** The negotiated subprotocol, or `undefined` when none was. */
   get subprotocol(): string | undefined {
-    return this.#subprotocol ?? (this.#socket.protocol || undefined);
+    return this.#subprotocol ?? (this.#wire.socket.protocol || undefined);
   }
 
   /** The close code once finished (see {@linkcode CloseInfo.code}). */
@@ -375,8 +421,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * while a reconnecting connection waits for a new socket.
    */
   get readyState(): number {
-    if (this.#closeInfo) return WebSocket.CLOSED;
-    return this.#reconnecting ? WebSocket.CONNECTING : this.#socket.readyState;
+    return this.#closeInfo ? WebSocket.CLOSED : this.#wire.readyState;
   }
 
   /**
@@ -385,10 +430,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * an i32 that wraps past 2 GiB; this one is read unsigned.
    */
   get bufferedAmount(): number {
-    let queued = 0;
-    for (const data of this.#outbox ?? []) queued += sendableLength(data);
-    queued += this.#reconnector?.stats.queuedBytes ?? 0;
-    return (this.#socket.bufferedAmount >>> 0) + queued;
+    return this.#wire.bufferedAmount;
   }
 
   /**
@@ -434,6 +476,44 @@ export class Connection<Data = unknown> extends EventTarget {
   }
 
   /**
+   * {@linkcode ConnectionOptions.maxMessageSize} as in force (Perl:
+   * `max_payload_size`).
+   */
+  get maxMessageSize(): number {
+    return this.#limits.maxMessageSize;
+  }
+
+  /** {@linkcode ConnectionOptions.maxPendingMessages} as in force. */
+  get maxPendingMessages(): number {
+    return this.#limits.maxPendingMessages;
+  }
+
+  /** {@linkcode ConnectionOptions.maxPendingBytes} as in force. */
+  get maxPendingBytes(): number {
+    return this.#limits.maxPendingBytes;
+  }
+
+  /** {@linkcode ConnectionOptions.maxBufferedAmount} as in force. */
+  get maxBufferedAmount(): number {
+    return this.#limits.maxBufferedAmount;
+  }
+
+  /** {@linkcode ConnectionOptions.highWaterMark} as in force. */
+  get highWaterMark(): number {
+    return this.#limits.highWaterMark;
+  }
+
+  /** {@linkcode ConnectionOptions.closeTimeout} as in force. */
+  get closeTimeout(): number {
+    return this.#limits.closeTimeout;
+  }
+
+  /** {@linkcode ConnectionOptions.inactivityTimeout} as in force (0: off). */
+  get inactivityTimeout(): number {
+    return this.#limits.inactivityTimeout;
+  }
+
+  /**
    * Registers one handler.
    *
    * @param event One of {@linkcode ConnectionHandlers}' names.
@@ -462,7 +542,7 @@ export class Connection<Data = unknown> extends EventTarget {
    */
   on<K extends ConnectionHandlerName>(
     event: K,
-    handler: ConnectionHandlers[K],
+    handler: ConnectionHandlers<Data>[K],
   ): Unregister;
   /**
    * Registers several handlers at once, given as an object.
@@ -485,7 +565,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * await conn.closed;
    * ```
    */
-  on(handlers: Partial<ConnectionHandlers>): Unregister[];
+  on(handlers: Partial<ConnectionHandlers<Data>>): Unregister[];
   /**
    * Registers several handlers as `event, handler` pairs (Plack's
    * `$conn->on(message => ..., finish => ...)`).
@@ -502,7 +582,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi").close(); } });
    * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
    * const [offMessage, offFinish] = conn.on(
-   *   "message", (_conn: unknown, data: unknown) => console.log(data),
+   *   "message", (_conn, data) => console.log(data),
    *   "finish", () => console.log("closed"),
    * );
    * await conn.closed;
@@ -510,9 +590,79 @@ export class Connection<Data = unknown> extends EventTarget {
    * offFinish?.();
    * ```
    */
+  on<K1 extends ConnectionHandlerName, K2 extends ConnectionHandlerName>(
+    event1: K1,
+    handler1: ConnectionHandlers<Data>[K1],
+    event2: K2,
+    handler2: ConnectionHandlers<Data>[K2],
+  ): Unregister[];
+  /**
+   * Registers three handlers as `event, handler` pairs.
+   *
+   * @param event1 The first event.
+   * @param handler1 Its handler.
+   * @param event2 The second event.
+   * @param handler2 Its handler.
+   * @param event3 The third event.
+   * @param handler3 Its handler.
+   * @returns The unregister functions, in order.
+   * @throws {TypeError} As for the two-pair form.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi").close(); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.on(
+   *   "message", (_conn, data) => console.log(data),
+   *   "parse_error", (_conn, error) => console.error(error),
+   *   "finish", (_conn, error) => console.log("closed", error ?? "cleanly"),
+   * );
+   * await conn.closed;
+   * ```
+   */
+  on<
+    K1 extends ConnectionHandlerName,
+    K2 extends ConnectionHandlerName,
+    K3 extends ConnectionHandlerName,
+  >(
+    event1: K1,
+    handler1: ConnectionHandlers<Data>[K1],
+    event2: K2,
+    handler2: ConnectionHandlers<Data>[K2],
+    event3: K3,
+    handler3: ConnectionHandlers<Data>[K3],
+  ): Unregister[];
+  /**
+   * Registers any number of handlers as `event, handler` pairs (handlers
+   * are typed up to three pairs; past that, annotate them).
+   *
+   * @param pairs Alternating event names and handlers.
+   * @returns The unregister functions, in order.
+   * @throws {TypeError} As for the two-pair form.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   * import type { Connection } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) { conn.send("hi").close(); } });
+   * const conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.on(
+   *   "message", (_conn: Connection, data: string | Uint8Array) => console.log(data),
+   *   "error", () => {},
+   *   "reconnect", () => {},
+   *   "finish", () => console.log("closed"),
+   * );
+   * await conn.closed;
+   * ```
+   */
   on(
-    ...pairs:
-      (ConnectionHandlerName | ConnectionHandlers[ConnectionHandlerName])[]
+    ...pairs: (
+      | ConnectionHandlerName
+      | ConnectionHandlers<Data>[ConnectionHandlerName]
+    )[]
   ): Unregister[];
   on(...args: unknown[]): Unregister | Unregister[] {
     const pairs: [string, unknown][] = [];
@@ -544,7 +694,7 @@ export class Connection<Data = unknown> extends EventTarget {
       }
     }
     const unregisters = pairs.map(([event, handler]) =>
-      this.#register(event as ConnectionHandlerName, handler as () => unknown)
+      this.#register(event as ConnectionHandlerName, handler as never)
     );
     return args.length === 2 && typeof args[0] === "string"
       ? unregisters[0]!
@@ -583,17 +733,7 @@ export class Connection<Data = unknown> extends EventTarget {
   send(data: SendData): this {
     const payload = toSendable(data);
     if (this.#closeRequested || this.#closeInfo) return this;
-    const state = this.#socket.readyState;
-    if (state === WebSocket.OPEN) {
-      this.#socket.send(payload);
-      if ((this.#sendBudget -= upperSize(payload)) < 0) this.#checkBuffered();
-    } else if (state === WebSocket.CONNECTING) {
-      (this.#outbox ??= []).push(payload);
-      if ((this.#sendBudget -= upperSize(payload)) < 0) this.#checkBuffered();
-    } else if (this.#reconnector) {
-      // The socket is lost or being replaced: queue (bounded; may throw).
-      this.#reconnector.enqueue(payload);
-    }
+    this.#wire.send(payload);
     return this;
   }
 
@@ -669,13 +809,12 @@ export class Connection<Data = unknown> extends EventTarget {
   async drained(options: DrainOptions = {}): Promise<void> {
     if (this.#closeInfo) throw new ConnectionClosedError(this.#closeInfo);
     this.#drain ??= new DrainWaiters(() =>
-      this.#closeRequested || this.#closeInfo ||
-        this.#socket.readyState !== WebSocket.OPEN
+      this.#closeRequested || this.#closeInfo
         ? undefined
-        : this.#socket.bufferedAmount >>> 0
+        : this.#wire.drainAmount()
     );
     await this.#drain.wait(
-      options.highWaterMark ?? this.#highWaterMark,
+      options.highWaterMark ?? this.#limits.highWaterMark,
       options.signal,
     );
   }
@@ -706,20 +845,15 @@ export class Connection<Data = unknown> extends EventTarget {
   ): this {
     if (this.#closeInfo) return this;
     this.#failure ??= error;
-    this.#startClose(
-      this.#sideCode(CLOSE_CODE.GOING_AWAY),
-      "terminated",
-    );
+    this.#startClose(sideCode(CLOSE_CODE.GOING_AWAY, this.#role), "terminated");
     if (this.#closeInfo) return this; // a reconnecting connection finished
     clearTimeout(this.#closeTimer);
-    this.#finishWhenDelivered({
+    this.#delivery.endNow({
       code: CLOSE_CODE.ABNORMAL,
       reason: "",
       wasClean: false,
       error: this.#failure,
     });
-    this.#held = false;
-    this.#pump();
     return this;
   }
 
@@ -784,52 +918,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * ```
    */
   nextMessage(options: NextMessageOptions = {}): Promise<Message> {
-    const { signal, timeout } = options;
-    if (this.#closeInfo) {
-      const held = this.#inbox.shift();
-      return held
-        ? Promise.resolve(held)
-        : Promise.reject(new ConnectionClosedError(this.#closeInfo));
-    }
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    // A reader that only pulls owns what arrived since its last call: hand it
-    // over now instead of a macrotask later (which costs ~2 ms per message
-    // under the timer clamp). The same-task rule still applies to the first
-    // consumer after a time with none, and whenever other consumers exist.
-    if (
-      this.#pullOnly && this.#inbox.length > 0 && !this.#held &&
-      !this.#pumpScheduled && !this.#hasPushConsumers()
-    ) {
-      return Promise.resolve(this.#inbox.shift()!);
-    }
-    return new Promise<Message>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const settle = () => {
-        this.#waiters.delete(waiter);
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-      };
-      const waiter: Waiter = {
-        resolve: (message) => (settle(), resolve(message)),
-        reject: (error) => (settle(), reject(error)),
-      };
-      const onAbort = () => waiter.reject(signal?.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeout !== undefined) {
-        timer = setTimeout(
-          () =>
-            waiter.reject(
-              new DOMException(
-                `No message arrived within ${timeout} ms`,
-                "TimeoutError",
-              ),
-            ),
-          timeout,
-        );
-      }
-      (this.#waiters = own(this.#waiters)).add(waiter);
-      this.#consumerAdded();
-    });
+    return this.#delivery.next(options);
   }
 
   /**
@@ -851,24 +940,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * ```
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
-    const iterator = new MessageIterator((unread) => {
-      this.#iterators.delete(iterator);
-      // Messages this iterator took but never yielded (the loop broke early)
-      // are read by the next consumer, unless another one already saw them.
-      if (unread.length > 0 && !this.#hasConsumers()) {
-        this.#inbox.unshift(...unread);
-        this.#consumerAdded();
-      }
-      this.#checkConsumers();
-    });
-    if (this.#closeInfo) {
-      for (const message of this.#inbox.splice(0)) iterator.push(message);
-      iterator.end(this.#closeInfo);
-    } else {
-      (this.#iterators = own(this.#iterators)).add(iterator);
-      this.#consumerAdded();
-    }
-    return iterator;
+    return this.#delivery.iterate();
   }
 
   // ---- topics (see topics.ts) ---------------------------------------------
@@ -999,7 +1071,8 @@ export class Connection<Data = unknown> extends EventTarget {
    * Registers a callback for each message's decoded text.
    *
    * @deprecated Use `on("each_message", (conn, message) => ...)` instead
-   * (AnyEvent::WebSocket::Connection 0.30 deprecated this method).
+   * (AnyEvent::WebSocket::Connection 0.30 deprecated this method). The
+   * first call in a process logs a warning, as AnyEvent 0.30 did.
    * @param callback Receives the message's decoded text.
    * @returns This connection.
    *
@@ -1014,6 +1087,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * ```
    */
   onEachMessage(callback: (text: string) => unknown): this {
+    warnDeprecated("onEachMessage", 'on("each_message", ...)');
     this.on(
       "each_message",
       (_conn, message) => callback(message.decodedBody()),
@@ -1039,6 +1113,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * ```
    */
   onNextMessage(callback: (text: string) => unknown): this {
+    warnDeprecated("onNextMessage", 'on("next_message", ...)');
     this.on(
       "next_message",
       (_conn, message) => callback(message.decodedBody()),
@@ -1064,6 +1139,7 @@ export class Connection<Data = unknown> extends EventTarget {
    * ```
    */
   onFinish(callback: () => unknown): this {
+    warnDeprecated("onFinish", 'on("finish", ...)');
     this.on("finish", () => callback());
     return this;
   }
@@ -1088,7 +1164,7 @@ export class Connection<Data = unknown> extends EventTarget {
    */
   override addEventListener<K extends keyof ConnectionEventMap>(
     type: K,
-    listener: (this: Connection, event: ConnectionEventMap[K]) => unknown,
+    listener: (this: Connection<Data>, event: ConnectionEventMap[K]) => unknown,
     options?: boolean | AddEventListenerOptions,
   ): void;
   /**
@@ -1119,16 +1195,16 @@ export class Connection<Data = unknown> extends EventTarget {
   ): void {
     if (listener === null) return;
     const wrapper = this.#wrapperFor(type, listener, options, true)!;
+    this.#listened |= LISTENED[type] ?? 0;
     if (type === "message") {
-      (this.#domMessageListeners = own(this.#domMessageListeners)).add(wrapper);
-      const forget = () => {
-        this.#domMessageListeners.delete(wrapper);
-        this.#checkConsumers();
-      };
+      this.#delivery.domListenerAdded();
       if (typeof options === "object" && options.signal) {
-        options.signal.addEventListener("abort", forget, { once: true });
+        options.signal.addEventListener(
+          "abort",
+          () => this.#delivery.domListenerRemoved(),
+          { once: true },
+        );
       }
-      this.#consumerAdded();
     }
     super.addEventListener(type, wrapper, options);
   }
@@ -1153,7 +1229,7 @@ export class Connection<Data = unknown> extends EventTarget {
    */
   override removeEventListener<K extends keyof ConnectionEventMap>(
     type: K,
-    listener: (this: Connection, event: ConnectionEventMap[K]) => unknown,
+    listener: (this: Connection<Data>, event: ConnectionEventMap[K]) => unknown,
     options?: boolean | EventListenerOptions,
   ): void;
   /**
@@ -1186,569 +1262,42 @@ export class Connection<Data = unknown> extends EventTarget {
     const wrapper = this.#wrapperFor(type, listener, options, false);
     if (!wrapper) return;
     super.removeEventListener(type, wrapper, options);
-    if (type === "message" && this.#domMessageListeners.delete(wrapper)) {
-      this.#checkConsumers();
-    }
+    if (type === "message") this.#delivery.domListenerRemoved();
   }
 
-  // ---- socket events -------------------------------------------------------
+  // ---- registration ----------------------------------------------------------
 
-  #attach(socket: WebSocket): void {
-    socket.binaryType = "arraybuffer";
-    // One listener object for the four events, removed by #detach, rather
-    // than four listeners with an AbortSignal: about 1 KiB less per idle
-    // connection (bench/: memory per idle connection).
-    const listener = {
-      handleEvent: (event: Event) => {
-        switch (event.type) {
-          case "message":
-            return this.#onMessage((event as MessageEvent).data);
-          case "open":
-            return this.#onOpen();
-          case "error":
-            this.#socketError ??= (event as ErrorEvent).message ||
-              "WebSocket error";
-            return;
-          case "close":
-            return this.#onClose(event as CloseEvent);
-        }
-      },
-    };
-    for (const type of SOCKET_EVENTS) socket.addEventListener(type, listener);
-    this.#detach = () => {
-      for (const type of SOCKET_EVENTS) {
-        socket.removeEventListener(type, listener);
-      }
-    };
-  }
-
-  #onOpen(): void {
-    this.#watchInactivity();
-    if (this.#outbox) {
-      const queued = this.#outbox;
-      this.#outbox = undefined;
-      for (const data of queued) this.#socket.send(data);
-    }
-    this.#holdForThisTask();
-    this.#dispatchDom(new Event("open"));
-  }
-
-  #onMessage(data: unknown): void {
-    this.#heard = true;
-    let message: Message;
-    if (typeof data === "string") {
-      message = new Message(data);
-    } else if (data instanceof ArrayBuffer) {
-      message = new Message(new Uint8Array(data));
-    } else {
-      // Only possible if someone set socket.binaryType = "blob" behind our back.
-      this.#fail(
-        CLOSE_CODE.UNSUPPORTED_DATA,
-        "unsupported data",
-        new TypeError(
-          'Cannot read a Blob message: keep socket.binaryType as "arraybuffer"',
-        ),
-      );
-      return;
-    }
-    // A string of n UTF-16 units is at most 3n UTF-8 bytes: counting them
-    // walks the whole string (a third of the CPU of a 16 KiB text echo), so
-    // count only when that bound exceeds the limit.
-    if (
-      (typeof data !== "string" || data.length * 3 > this.#maxMessageSize) &&
-      message.byteLength > this.#maxMessageSize
-    ) {
-      this.#fail(
-        CLOSE_CODE.MESSAGE_TOO_BIG,
-        "message too big",
-        new RangeError(
-          `Received a message of ${message.byteLength} bytes; maxMessageSize is ${this.#maxMessageSize}`,
-        ),
-      );
-      return;
-    }
-    if (!this.#held && this.#inbox.length === 0 && this.#hasConsumers()) {
-      this.#dispatchMessage(message);
-      return;
-    }
-    this.#inbox.push(message);
-    if (this.#inbox.length > this.#maxPendingMessages) {
-      this.#inbox.pop();
-      this.#fail(
-        CLOSE_CODE.POLICY_VIOLATION,
-        "too many unread messages",
-        new RangeError(
-          `More than ${this.#maxPendingMessages} messages arrived with nothing reading them (maxPendingMessages)`,
-        ),
-      );
-    }
-  }
-
-  #onClose(event: CloseEvent): void {
-    if (this.#pendingFinish || this.#closeInfo) return; // Deno's second close after an idle timeout
-    // Deno reports abnormal closures as 0; RFC 6455 calls them 1006.
-    const code = event.code === 0 ? CLOSE_CODE.ABNORMAL : event.code;
-    const error = this.#failure ??
-      (event.wasClean && code !== CLOSE_CODE.ABNORMAL ? undefined : new Error(
-        this.#socketError ?? `Connection closed abnormally (code ${code})`,
-      ));
-    if (this.#reconnector && !this.#closeRequested && !this.#failure) {
-      this.#lost({
-        code,
-        reason: event.reason,
-        wasClean: event.wasClean,
-        ...(error ? { error } : {}),
-      });
-      return;
-    }
-    if (this.#socketError && !this.#failure) {
-      this.#pendingErrors.push(new Error(this.#socketError));
-    }
-    // A socket that closed before it ever opened was never released.
-    if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
-    this.#finishWhenDelivered({
-      code,
-      reason: event.reason,
-      wasClean: event.wasClean,
-      ...(error ? { error } : {}),
-    });
-  }
-
-  // ---- reconnection (policy, backoff and queue: reconnect.ts) ---------------
-
-  /** The socket was lost without this side asking: reconnect, or finish. */
-  #lost(info: CloseInfo): void {
-    this.#detach(); // nothing more from the old socket
-    this.#socketError = undefined;
-    clearInterval(this.#inactivityTimer); // re-armed for the next socket
-    this.#inactivityTimer = undefined;
-    this.#socketGeneration++;
-    const abort = new AbortController();
-    this.#reconnecting = abort;
-    this.#reconnector!.reopen(info, new ConnectionClosedError(info), {
-      reconnecting: (next) => this.#emitReconnecting(next),
-      adopt: (socket, attempt) => this.#adopt(socket, attempt),
-    }, abort.signal).then(
-      (end) => end,
-      // Not expected (reopen() turns failures into a CloseInfo), but an
-      // unhandled rejection would end the process: finish with it instead.
-      (error) => ({
-        ...info,
-        error: error instanceof Error ? error : new Error(String(error)),
-      }),
-    ).then((end) => {
-      if (!end || this.#reconnecting !== abort) return;
-      this.#reconnecting = undefined;
-      if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
-      this.#finishWhenDelivered(end);
-    });
-  }
-
-  /** The peer went silent (inactivityTimeout): drop its socket, reconnect. */
-  #abandonSocket(error: Error): void {
-    const socket = this.#socket;
-    this.#lost({
-      code: CLOSE_CODE.ABNORMAL,
-      reason: "",
-      wasClean: false,
-      error,
-    });
-    socket.close(); // Deno may keep it CLOSING (denoland/deno#27924): detached
-  }
-
-  #emitReconnecting(info: ReconnectingInfo): void {
-    for (const handler of this.#reconnectingHandlers.slice()) {
-      try {
-        handler(this, info);
-      } catch (thrown) {
-        reportHandlerError("reconnecting handler", thrown);
-      }
-    }
-    this.#dispatchDom(new ReconnectingEvent(info));
-  }
-
-  /** Called inside the new socket's open event: swap it in, run the hooks, flush. */
-  #adopt(socket: WebSocket, attempt: number): void {
-    this.#reconnecting = undefined;
-    this.#socket = socket;
-    this.#attach(socket);
-    this.#watchInactivity();
-    // A connection whose first socket never opened was never released.
-    if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
-    const generation = ++this.#socketGeneration;
-    const { queuedMessages, droppedMessages } = this.#reconnector!.stats;
-    const info = { attempt, queuedMessages, droppedMessages };
-    const waits: Promise<unknown>[] = [];
-    try {
-      for (const handler of this.#reconnectHandlers.slice()) {
-        const result = handler(this, info);
-        if (result instanceof Promise) waits.push(result);
-      }
-    } catch (error) {
-      this.#handlerFailed(error);
-      return;
-    }
-    const event = new ReconnectEvent(info);
-    this.#dispatchDom(event);
-    waits.push(...event.pending());
-    if (this.#closeRequested) return; // a listener threw or closed
-    if (waits.length === 0) {
-      this.#flushQueued();
-      return;
-    }
-    const { hookTimeout } = this.#reconnector!.policy;
-    deadline(Promise.all(waits), hookTimeout).then(() => {
-      if (generation === this.#socketGeneration) this.#flushQueued();
-    }, (error) => {
-      if (generation !== this.#socketGeneration) return;
-      this.#handlerFailed(
-        error instanceof DOMException && error.name === "TimeoutError"
-          ? new Error(
-            `The reconnect handlers did not settle within ${hookTimeout} ms (hookTimeout)`,
-          )
-          : error,
-      );
-    });
-  }
-
-  /** Sends what was queued while disconnected, oldest first. */
-  #flushQueued(): void {
-    if (this.#closeRequested || this.#socket.readyState !== WebSocket.OPEN) {
-      return; // lost again: the queue waits for the next socket
-    }
-    const outbox = this.#outbox ?? [];
-    this.#outbox = undefined;
-    for (const data of outbox) this.#socket.send(data);
-    for (const data of this.#reconnector!.drain()) this.#socket.send(data);
-  }
-
-  /** close() while waiting for a new socket: stop and finish now. */
-  #stopReconnecting(code: number | undefined, reason: string | undefined) {
-    this.#reconnecting!.abort();
-    this.#reconnecting = undefined;
-    this.#socketGeneration++;
-    if (this.#held && !this.#releaseScheduled) this.#holdForThisTask();
-    this.#finishWhenDelivered({
-      code: code ?? CLOSE_CODE.NO_STATUS,
-      reason: reason ?? "",
-      wasClean: !this.#failure,
-      ...(this.#failure ? { error: this.#failure } : {}),
-    });
-  }
-
-  // ---- delivery ------------------------------------------------------------
-
-  /** Dispatches nothing until the current task has ended (see class docs). */
-  #holdForThisTask(): void {
-    this.#held = true;
-    this.#releaseScheduled = true;
-    const token = ++this.#holdToken;
-    setTimeout(() => {
-      if (token !== this.#holdToken) return;
-      this.#releaseScheduled = false;
-      this.#held = false;
-      this.#pump();
-    }, 0);
-  }
-
-  #hasConsumers(): boolean {
-    return this.#waiters.size > 0 || this.#hasPushConsumers();
-  }
-
-  #hasPushConsumers(): boolean {
-    return this.#messageHandlers.length > 0 || this.#nextHandlers.length > 0 ||
-      this.#iterators.size > 0 || this.#domMessageListeners.size > 0;
-  }
-
-  #consumerAdded(): void {
-    if (this.#inbox.length > 0 || this.#pendingFinish) this.#schedulePump();
-  }
-
-  #checkConsumers(): void {
-    if (this.#pendingFinish) this.#schedulePump();
-  }
-
-  // Held messages go to every consumer registered in the same task as the
-  // first, hence a macrotask rather than a microtask.
-  #schedulePump(): void {
-    if (this.#pumpScheduled) return;
-    this.#pumpScheduled = true;
-    setTimeout(() => {
-      this.#pumpScheduled = false;
-      this.#pump();
-    }, 0);
-  }
-
-  #pump(): void {
-    if (this.#held || this.#closeInfo) return;
-    while (this.#inbox.length > 0 && this.#hasConsumers()) {
-      this.#dispatchMessage(this.#inbox.shift()!);
-    }
-    for (const error of this.#pendingErrors.splice(0)) this.#emitError(error);
-    const info = this.#pendingFinish;
-    if (info) this.#finish(info);
-  }
-
-  #dispatchMessage(message: Message): void {
-    // Guarded: iterating even an empty Set allocates an iterator per message.
-    if (this.#waiters.size > 0) {
-      this.#pullOnly = !this.#hasPushConsumers();
-      for (const waiter of this.#waiters) waiter.resolve(message);
-    } else {
-      this.#pullOnly = false;
-    }
-    if (this.#iterators.size > 0) {
-      for (const iterator of this.#iterators) iterator.push(message);
-    }
-    const next = this.#nextHandlers;
-    if (next.length > 0) this.#nextHandlers = [];
-    // A snapshot (see class docs) without a copy per message: registering
-    // and unregistering replace the array rather than change it.
-    const handlers = this.#messageHandlers;
-    try {
-      for (const handler of next) handler(this, message);
-      for (const { plack, fn, unregister } of handlers) {
-        if (plack) {
-          (fn as MessageHandler)(
-            this,
-            message.isText() ? message.decodedBody() : message.body,
-            unregister,
-          );
-        } else {
-          (fn as EachMessageHandler)(this, message, unregister);
-        }
-      }
-    } catch (error) {
-      this.#handlerFailed(error);
-      return;
-    }
-    if (this.#domMessageListeners.size > 0) {
-      this.#dispatchDom(new MessageEvent("message", { data: message }));
-    }
-  }
-
-  #handlerFailed(error: unknown): void {
-    this.#fail(
-      CLOSE_CODE.INTERNAL_ERROR,
-      "handler error",
-      error instanceof Error ? error : new Error(String(error)),
-    );
-  }
-
-  /** Over the send budget: read the real buffered amount, fail if too much. */
-  #checkBuffered(): void {
-    const amount = this.bufferedAmount;
-    const room = this.#maxBufferedAmount - amount;
-    if (room >= 0) {
-      this.#sendBudget = room;
-      return;
-    }
-    this.#sendBudget = Infinity; // fail once; sends are dropped from now on
-    this.#fail(
-      CLOSE_CODE.POLICY_VIOLATION,
-      "send buffer full",
-      new RangeError(
-        `Cannot buffer more for a peer that is not reading: ${amount} bytes are waiting to be sent; maxBufferedAmount is ${this.#maxBufferedAmount}`,
-      ),
-    );
-  }
-
-  /** Starts the inactivity check (see ConnectionOptions.inactivityTimeout). */
-  #watchInactivity(): void {
-    if (this.#inactivityTimeout === 0 || this.#inactivityTimer) return;
-    this.#heard = true;
-    this.#inactivityTimer = setInterval(() => {
-      if (this.#heard) {
-        this.#heard = false;
-        this.#silentTicks = 0;
-        return;
-      }
-      // Two silent half-periods in a row: at least one full timeout.
-      if (++this.#silentTicks < 2) return;
-      clearInterval(this.#inactivityTimer);
-      const error = new DOMException(
-        `No message from the peer for ${this.#inactivityTimeout} ms (inactivityTimeout): it is gone or not sending`,
-        "TimeoutError",
-      );
-      if (this.#reconnector && !this.#closeRequested && !this.#failure) {
-        this.#abandonSocket(error); // a silent peer is a lost one
-        return;
-      }
-      if (this.#held) this.#pendingErrors.push(error);
-      else this.#emitError(error);
-      this.terminate(error);
-    }, this.#inactivityTimeout / 2);
-  }
-
-  /**
-   * Reports an error, then closes with `code` (a registered 10xx code, sent
-   * as its 40xx counterpart on the client side: see `#sideCode`).
-   */
-  #fail(code: number, reason: string, error: Error): void {
-    if (this.#failure || this.#closeInfo) return;
-    this.#failure = error;
-    if (this.#held) this.#pendingErrors.push(error);
-    else this.#emitError(error);
-    this.#startClose(this.#sideCode(code), reason);
-  }
-
-  /**
-   * `code` on the server side; 3000 more on the client side, since a client
-   * may only send 1000 and 3000-4999 (1009 "too big" becomes 4009).
-   */
-  #sideCode(code: number): number {
-    return this.#role === "server" ? code : code + 3000;
-  }
-
-  #emitError(error: Error): void {
-    for (const handler of this.#errorHandlers.slice()) {
-      try {
-        handler(this, error.message);
-      } catch (thrown) {
-        reportHandlerError("parse_error", thrown);
-      }
-    }
-    this.#dispatchDom(
-      new ErrorEvent("error", { message: error.message, error }),
-    );
-  }
-
-  #finishWhenDelivered(info: CloseInfo): void {
-    this.#pendingFinish = info;
-    this.#pump();
-  }
-
-  #finish(info: CloseInfo): void {
-    if (this.#closeInfo) return;
-    this.#closeInfo = info;
-    this.#pendingFinish = undefined;
-    clearTimeout(this.#closeTimer);
-    this.#detach();
-    clearInterval(this.#inactivityTimer);
-    // An Error captures a stack trace: make one only when someone waits.
-    if (this.#drain || this.#waiters.size > 0) {
-      const closedError = new ConnectionClosedError(info);
-      this.#drain?.fail(closedError);
-      for (const waiter of this.#waiters) waiter.reject(closedError);
-    }
-    for (const iterator of this.#iterators) iterator.end(info);
-    this.#iterators.clear();
-    const finishHandlers = this.#finishHandlers;
-    // Drop every registration: nothing can fire again.
-    this.#finishHandlers = [];
-    this.#messageHandlers = [];
-    this.#nextHandlers = [];
-    this.#errorHandlers = [];
-    this.#reconnectingHandlers = [];
-    this.#reconnectHandlers = [];
-    for (const handler of finishHandlers) {
-      try {
-        handler(this, info.error?.message);
-      } catch (thrown) {
-        reportHandlerError("finish", thrown);
-      }
-    }
-    this.#dispatchDom(
-      new CloseEvent("close", {
-        code: info.code,
-        reason: info.reason,
-        wasClean: info.wasClean,
-      }),
-    );
-    this.#domMessageListeners.clear();
-    this.#closedResolve(info);
-  }
-
-  #startClose(code: number | undefined, reason: string | undefined): void {
-    if (this.#closeRequested || this.#closeInfo) return;
-    this.#closeRequested = true;
-    this.#outbox = undefined;
-    if (this.#reconnecting) {
-      this.#stopReconnecting(code, reason);
-      return;
-    }
-    try {
-      this.#socket.close(code, reason);
-    } catch (error) {
-      // Codes and reasons are checked before we get here; this is Deno
-      // refusing for a reason of its own. Finish rather than hang.
-      this.#failure ??= error instanceof Error
-        ? error
-        : new Error(String(error));
-    }
-    this.#closeTimer = setTimeout(() => {
-      this.#finishWhenDelivered({
-        code: CLOSE_CODE.ABNORMAL,
-        reason: "",
-        wasClean: false,
-        error: this.#failure ?? new Error(
-          `The peer did not answer the close within ${this.#closeTimeout} ms`,
-        ),
-      });
-      // Give held messages and pending consumers no chance to keep us alive.
-      this.#held = false;
-      this.#pump();
-    }, this.#closeTimeout);
-  }
-
-  // ---- registration helpers -------------------------------------------------
-
-  #register(
-    event: ConnectionHandlerName,
-    handler: (...args: never[]) => unknown,
-  ): Unregister {
+  #register(event: ConnectionHandlerName, handler: never): Unregister {
     if (this.#closeInfo) return () => {};
+    const delivery = this.#delivery;
     switch (event) {
       case "message":
-      case "each_message": {
-        const entry: MessageEntry = {
-          plack: event === "message",
-          fn: handler as MessageHandler,
-          // Copy on write: the array dispatch holds is never mutated.
-          unregister: () => {
-            if (!this.#messageHandlers.includes(entry)) return;
-            this.#messageHandlers = this.#messageHandlers.filter((e) =>
-              e !== entry
-            );
-          },
-        };
-        this.#messageHandlers = [...this.#messageHandlers, entry];
-        this.#consumerAdded();
-        return entry.unregister;
-      }
+      case "each_message":
+        return delivery.addMessageHandler(event === "message", handler);
       case "next_message":
-        this.#nextHandlers.push(handler as NextMessageHandler);
-        this.#consumerAdded();
-        return removeFrom(
-          () => this.#nextHandlers,
-          handler as NextMessageHandler,
-        );
+        return delivery.addNextHandler(handler);
+    }
+    const lists = this.#handlers ??= {
+      finish: new HandlerList(),
+      error: new HandlerList(),
+      reconnecting: new HandlerList(),
+      reconnect: new HandlerList(),
+    };
+    switch (event) {
       case "finish":
       case "close":
-        this.#finishHandlers.push(handler as FinishHandler);
-        return removeFrom(() => this.#finishHandlers, handler as FinishHandler);
+        return lists.finish.add(handler);
       case "parse_error":
       case "error":
-        this.#errorHandlers.push(handler as ParseErrorHandler);
-        return removeFrom(
-          () => this.#errorHandlers,
-          handler as ParseErrorHandler,
-        );
+        return lists.error.add(handler);
       case "reconnecting":
-        this.#reconnectingHandlers.push(handler as ReconnectingHandler);
-        return removeFrom(
-          () => this.#reconnectingHandlers,
-          handler as ReconnectingHandler,
-        );
+        return lists.reconnecting.add(handler);
       case "reconnect":
-        this.#reconnectHandlers.push(handler as ReconnectHandler);
-        return removeFrom(
-          () => this.#reconnectHandlers,
-          handler as ReconnectHandler,
-        );
+        return lists.reconnect.add(handler);
     }
   }
 
+  /** The wrapper that keeps a DOM listener's failure from reaching Deno. */
   #wrapperFor(
     type: string,
     listener: EventListenerOrEventListenerObject,
@@ -1757,36 +1306,35 @@ export class Connection<Data = unknown> extends EventTarget {
   ): EventListener | undefined {
     const capture = typeof options === "boolean" ? options : !!options?.capture;
     const key = `${capture}:${type}`;
-    let byListener = this.#wrappers.get(key);
+    let byListener = this.#wrappers?.get(key);
     if (!byListener) {
       if (!create) return undefined;
       byListener = new WeakMap();
-      if (this.#wrappers === EMPTY_MAP) this.#wrappers = new Map();
-      this.#wrappers.set(key, byListener);
+      (this.#wrappers ??= new Map()).set(key, byListener);
     }
     let wrapper = byListener.get(listener);
     if (!wrapper && create) {
       const once = typeof options === "object" &&
         !!(options as AddEventListenerOptions).once;
+      // A message or reconnect listener fails like a handler (1011/4011);
+      // other events' listeners only get logged.
+      const fails = type === "message" || type === "reconnect";
+      const failed = (error: unknown) => {
+        if (fails) this.#handlerFailed(error);
+        else reportHandlerError(`${type} listener`, error);
+      };
       wrapper = (event: Event) => {
-        if (once && type === "message") {
-          this.#domMessageListeners.delete(wrapper!);
-        }
+        if (once && type === "message") this.#delivery.domListenerRemoved();
         try {
-          if (typeof listener === "function") listener.call(this, event);
-          else listener.handleEvent(event);
+          const result: unknown = typeof listener === "function"
+            ? listener.call(this, event)
+            : listener.handleEvent(event);
+          if (result instanceof Promise) result.then(undefined, failed);
         } catch (error) {
-          if (type === "message") {
-            // As for a throwing handler: skip the rest of this message's
-            // consumers. Other events still reach every listener.
-            event.stopImmediatePropagation();
-            this.#handlerFailed(error);
-          } else if (type === "reconnect") {
-            // As for a throwing on("reconnect") handler.
-            this.#handlerFailed(error);
-          } else {
-            reportHandlerError(`${type} listener`, error);
-          }
+          // As for a throwing handler: skip the rest of this message's
+          // consumers. Other events still reach every listener.
+          if (type === "message") event.stopImmediatePropagation();
+          failed(error);
         }
       };
       byListener.set(listener, wrapper);
@@ -1794,29 +1342,248 @@ export class Connection<Data = unknown> extends EventTarget {
     return wrapper;
   }
 
-  #dispatchDom(event: Event): void {
-    this.dispatchEvent(event);
+  /** Dispatches a DOM event, if the type ever had a listener. */
+  #dispatchDom(type: string, make: () => Event): void {
+    if (this.#listened & (LISTENED[type] ?? 0)) this.dispatchEvent(make());
   }
-}
 
-/**
- * An upper bound of a sendable's size in bytes, without scanning strings: a
- * UTF-16 unit never takes more than 3 UTF-8 bytes.
- */
-function upperSize(data: string | Uint8Array | ArrayBuffer | Blob): number {
-  return typeof data === "string"
-    ? data.length * 3
-    : (data as ArrayBuffer).byteLength ?? (data as Blob).size;
-}
+  // ---- closing and finishing ---------------------------------------------------
 
-function removeFrom<T>(list: () => T[], item: T): Unregister {
-  return () => {
-    const items = list();
-    const i = items.indexOf(item);
-    if (i >= 0) items.splice(i, 1);
+  #startClose(code: number | undefined, reason: string | undefined): void {
+    if (this.#closeRequested || this.#closeInfo) return;
+    this.#closeRequested = true;
+    const refused = this.#wire.close(code, reason);
+    if (this.#closeInfo) return; // nothing to close: a reconnecting wire finished
+    if (refused) this.#failure ??= refused; // finish rather than hang
+    this.#closeTimer = setTimeout(() => {
+      // Held messages and pending consumers get no chance to keep us alive.
+      this.#delivery.endNow({
+        code: CLOSE_CODE.ABNORMAL,
+        reason: "",
+        wasClean: false,
+        error: this.#failure ?? new Error(
+          `The peer did not answer the close within ${this.#limits.closeTimeout} ms`,
+        ),
+      });
+    }, this.#limits.closeTimeout);
+  }
+
+  /**
+   * Reports an error, then closes with `code` (a registered 10xx code, sent
+   * as its 40xx counterpart on the client side).
+   */
+  #fail(code: number, reason: string, error: Error): void {
+    if (this.#failure || this.#closeInfo) return;
+    this.#failure = error;
+    this.#delivery.error(error);
+    this.#startClose(sideCode(code, this.#role), reason);
+  }
+
+  /** A handler or listener threw or rejected. */
+  #handlerFailed(thrown: unknown): void {
+    if (this.#failure || this.#closeInfo) {
+      // Closing already, or finished: nothing more to close. Say so.
+      reportHandlerError("handler", thrown);
+      return;
+    }
+    this.#fail(CLOSE_CODE.INTERNAL_ERROR, "handler error", asError(thrown));
+  }
+
+  #emitError(error: Error): void {
+    const handlers = this.#handlers?.error.items;
+    if (handlers) {
+      for (const handler of handlers) {
+        callReported("parse_error handler", handler, this, error.message);
+      }
+    }
+    this.#dispatchDom(
+      "error",
+      () => new ErrorEvent("error", { message: error.message, error }),
+    );
+  }
+
+  #finish(info: CloseInfo): void {
+    if (this.#closeInfo) return;
+    if (this.#failure && !info.error) {
+      info = { ...info, wasClean: false, error: this.#failure };
+    }
+    this.#closeInfo = info;
+    clearTimeout(this.#closeTimer);
+    this.#wire.detach();
+    // An Error captures a stack trace: make one only when someone waits.
+    this.#drain?.fail(new ConnectionClosedError(info));
+    this.#delivery.finished(info);
+    const lists = this.#handlers;
+    this.#handlers = undefined; // nothing can fire again
+    if (lists) {
+      for (const handler of lists.finish.items) {
+        callReported("finish handler", handler, this, info.error?.message);
+      }
+    }
+    this.#dispatchDom("close", () =>
+      new CloseEvent("close", {
+        code: info.code,
+        reason: info.reason,
+        wasClean: info.wasClean,
+      }));
+    this.#closedResolve(info);
+  }
+
+  /**
+   * What the parts call back: one small object per connection whose methods
+   * reach this connection's private members (a class declared inside the
+   * class body may), so that none of them is public.
+   */
+  static #Host = class Host implements DeliveryHost, ReconnectingWireHost {
+    // deno-lint-ignore no-explicit-any
+    readonly #conn: Connection<any>;
+
+    // deno-lint-ignore no-explicit-any
+    constructor(conn: Connection<any>) {
+      this.#conn = conn;
+    }
+
+    // -- from the wire --
+
+    opened(): void {
+      const conn = this.#conn;
+      conn.#delivery.hold();
+      conn.#dispatchDom("open", () => new Event("open"));
+    }
+
+    received(data: unknown): void {
+      const conn = this.#conn;
+      let message: Message;
+      if (typeof data === "string") {
+        message = new Message(data);
+      } else if (data instanceof ArrayBuffer) {
+        message = new Message(new Uint8Array(data));
+      } else {
+        // Only possible if someone set socket.binaryType = "blob" behind our back.
+        conn.#fail(
+          CLOSE_CODE.UNSUPPORTED_DATA,
+          "unsupported data",
+          new TypeError(
+            'Cannot read a Blob message: keep socket.binaryType as "arraybuffer"',
+          ),
+        );
+        return;
+      }
+      // A string of n UTF-16 units is at most 3n UTF-8 bytes: counting them
+      // walks the whole string (a third of the CPU of a 16 KiB text echo),
+      // so count only when that bound exceeds the limit.
+      const max = conn.#limits.maxMessageSize;
+      if (
+        (typeof data !== "string" || data.length * 3 > max) &&
+        message.byteLength > max
+      ) {
+        conn.#fail(
+          CLOSE_CODE.MESSAGE_TOO_BIG,
+          "message too big",
+          new RangeError(
+            `Received a message of ${message.byteLength} bytes; maxMessageSize is ${max}`,
+          ),
+        );
+        return;
+      }
+      conn.#delivery.received(message);
+    }
+
+    socketClosed(event: CloseEvent, socketError: string | undefined): void {
+      const conn = this.#conn;
+      // Deno's second close event after an idle timeout.
+      if (conn.#delivery.pending || conn.#closeInfo) return;
+      // Deno reports abnormal closures as 0; RFC 6455 calls them 1006.
+      const code = event.code === 0 ? CLOSE_CODE.ABNORMAL : event.code;
+      const error = conn.#failure ??
+        (event.wasClean && code !== CLOSE_CODE.ABNORMAL ? undefined : new Error(
+          socketError ?? `Connection closed abnormally (code ${code})`,
+        ));
+      if (socketError && !conn.#failure) {
+        conn.#delivery.error(new Error(socketError));
+      }
+      conn.#delivery.end({
+        code,
+        reason: event.reason,
+        wasClean: event.wasClean,
+        ...(error ? { error } : {}),
+      });
+    }
+
+    sendBufferFull(error: RangeError): void {
+      this.#conn.#fail(CLOSE_CODE.POLICY_VIOLATION, "send buffer full", error);
+    }
+
+    silent(error: DOMException): void {
+      const conn = this.#conn;
+      conn.#delivery.error(error);
+      conn.terminate(error);
+    }
+
+    reconnecting(info: ReconnectingInfo): void {
+      const conn = this.#conn;
+      const handlers = conn.#handlers?.reconnecting.items;
+      if (handlers) {
+        for (const handler of handlers) {
+          callReported("reconnecting handler", handler, conn, info);
+        }
+      }
+      conn.#dispatchDom("reconnecting", () => new ReconnectingEvent(info));
+    }
+
+    reconnected(info: ReconnectInfo): Promise<unknown>[] | undefined {
+      const conn = this.#conn;
+      conn.#delivery.hold();
+      const waits: Promise<unknown>[] = [];
+      try {
+        for (const handler of conn.#handlers?.reconnect.items ?? []) {
+          const result = handler(conn, info);
+          if (result instanceof Promise) waits.push(result);
+        }
+      } catch (error) {
+        conn.#handlerFailed(error);
+        return undefined;
+      }
+      if (conn.#listened & LISTENED.reconnect!) {
+        const event = new ReconnectEvent(info);
+        conn.dispatchEvent(event);
+        waits.push(...event.pending());
+      }
+      return conn.#closeRequested ? undefined : waits; // a listener failed
+    }
+
+    hookFailed(error: unknown): void {
+      this.#conn.#handlerFailed(error);
+    }
+
+    gaveUp(info: CloseInfo): void {
+      this.#conn.#delivery.end(info);
+    }
+
+    // -- from delivery --
+
+    handlerFailed(error: unknown): void {
+      this.#conn.#handlerFailed(error);
+    }
+
+    overflow(error: RangeError): void {
+      this.#conn.#fail(
+        CLOSE_CODE.POLICY_VIOLATION,
+        "too many unread messages",
+        error,
+      );
+    }
+
+    dispatchDomMessage(message: Message): void {
+      this.#conn.dispatchEvent(new MessageEvent("message", { data: message }));
+    }
+
+    emitError(error: Error): void {
+      this.#conn.#emitError(error);
+    }
+
+    finish(info: CloseInfo): void {
+      this.#conn.#finish(info);
+    }
   };
-}
-
-function reportHandlerError(where: string, error: unknown): void {
-  console.error(`anyws: a ${where} threw; ignored:`, error);
 }

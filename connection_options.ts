@@ -83,8 +83,9 @@ export interface ConnectionOptions<Data = unknown> {
   /**
    * The most memory, in bytes, that sends may hold while they wait to reach
    * the kernel: Deno's `bufferedAmount` plus sends queued while connecting,
-   * plus Deno's own cost of about 1 KiB for every send still queued (so a
-   * flood of small messages is bounded too), checked after each
+   * where every send still queued counts at least 1 KiB, about what Deno
+   * holds per queued send (so a flood of small messages is bounded too; the
+   * number queued is estimated from the average size), checked after each
    * {@linkcode Connection.send}. Over it, the peer is not reading fast
    * enough: `parse_error` fires and the connection closes with 1008 (server
    * side) or 4008 (client side) instead of buffering without bound. Use

@@ -25,7 +25,7 @@
  */
 
 import { delay as sleep } from "@std/async/delay";
-import type { CloseInfo } from "./connection.ts";
+import type { CloseInfo } from "./close.ts";
 import { sendableLength } from "./message.ts";
 
 /** What {@linkcode Reconnector} queues: a value returned by `toSendable()`. */
@@ -82,6 +82,19 @@ export interface ReconnectOptions {
    * @default {Infinity}
    */
   maxAttempts?: number;
+  /**
+   * How long, in milliseconds, a socket must stay open for its loss to
+   * start the backoff over. A socket that lived less (a server that accepts
+   * and then closes at once: a crash loop, or 1011/1001 on every
+   * connection) continues the escalation where the last wait left off, so
+   * that every client of such a server slows down to the `maxDelay` cap
+   * instead of reconnecting about twice a second forever. A close with 1013
+   * ("Try Again Later") never starts the backoff over, whatever the uptime,
+   * and its first wait is at least half the current ceiling.
+   *
+   * @default {5000}
+   */
+  minUptime?: number;
   /**
    * The random source of the jitter: returns a number in `[0, 1)`. Inject a
    * seeded one for reproducible delays.
@@ -356,6 +369,8 @@ export class ReconnectPolicy {
   readonly multiplier: number;
   /** See {@linkcode ReconnectOptions.maxAttempts}. */
   readonly maxAttempts: number;
+  /** See {@linkcode ReconnectOptions.minUptime}. */
+  readonly minUptime: number;
   /** See {@linkcode ReconnectOptions.maxQueuedMessages}. */
   readonly maxQueuedMessages: number;
   /** See {@linkcode ReconnectOptions.maxQueuedBytes}. */
@@ -399,6 +414,7 @@ export class ReconnectPolicy {
       );
     }
     this.maxAttempts = maxAttempts;
+    this.minUptime = check("minUptime", options.minUptime ?? 5000, 0);
     this.maxQueuedMessages = check(
       "maxQueuedMessages",
       options.maxQueuedMessages ?? 1024,
@@ -448,6 +464,8 @@ export class ReconnectPolicy {
    * after each reconnection and the decision to depend on the close code.)
    *
    * @param attempt 1 for the first attempt after a loss.
+   * @param floor The lowest fraction of the ceiling to wait, from 0 (full
+   * jitter, the default) to 1.
    * @returns The delay in milliseconds, in `[0, maxDelay]`.
    * @throws {RangeError} If `attempt` is not an integer >= 1.
    *
@@ -460,7 +478,7 @@ export class ReconnectPolicy {
    * assertEquals(policy.delay(3), 399); // just under 100 * 2 ** 2
    * ```
    */
-  delay(attempt: number): number {
+  delay(attempt: number, floor = 0): number {
     if (!Number.isInteger(attempt) || attempt < 1) {
       throw new RangeError(
         `Cannot compute a backoff delay: attempt must be an integer >= 1, got ${attempt}`,
@@ -474,7 +492,8 @@ export class ReconnectPolicy {
     const r = this.#random();
     // A random source outside [0, 1) must not break the cap.
     const jitter = Number.isFinite(r) ? Math.min(Math.max(r, 0), 1) : 0;
-    return Math.floor(jitter * ceiling);
+    const low = Math.min(Math.max(floor, 0), 1);
+    return Math.floor((low + (1 - low) * jitter) * ceiling);
   }
 
   /**
@@ -578,6 +597,10 @@ export class Reconnector {
   #queuedBytes = 0;
   #dropped = 0;
   #reconnects = 0;
+  // The backoff carried over from earlier outages (see minUptime), and
+  // when the current socket opened.
+  #escalation = 0;
+  #openedAt: number | undefined;
 
   /**
    * Creates the loop.
@@ -736,37 +759,148 @@ export class Reconnector {
     signal: AbortSignal,
   ): Promise<CloseInfo | undefined> {
     if (!this.policy.retriesClose(lost.code)) return lost;
-    let last = cause;
-    for (let attempt = 1; attempt <= this.policy.maxAttempts; attempt++) {
-      const wait = this.policy.delay(attempt);
-      hooks.reconnecting({ attempt, delay: wait, cause: last });
-      try {
-        await sleep(wait, { signal });
-        await this.#open((socket) => {
+    const later = lost.code === TRY_AGAIN_LATER;
+    const uptime = this.#openedAt === undefined
+      ? 0
+      : performance.now() - this.#openedAt;
+    this.#openedAt = undefined;
+    if (!later && uptime >= this.policy.minUptime) this.#escalation = 0;
+    const outcome = await this.#attempts(
+      (attempt) =>
+        this.#open((socket) => {
           if (signal.aborted) {
             socket.close();
             return;
           }
           this.#reconnects++;
           hooks.adopt(socket, attempt);
-        }, signal);
+        }, signal),
+      { signal, cause, later, reconnecting: hooks.reconnecting },
+    );
+    switch (outcome.kind) {
+      case "done":
+      case "aborted":
         return undefined;
+      case "refused":
+        return { ...lost, error: outcome.error };
+      case "exhausted":
+        return {
+          ...lost,
+          error: new Error(
+            `Gave up reconnecting after ${this.policy.maxAttempts} attempts: ${outcome.error.message}`,
+            { cause: outcome.error },
+          ),
+        };
+    }
+  }
+
+  /**
+   * The first connection under the same policy as the reconnections:
+   * `open` at once, then, while it fails for a reason the policy retries
+   * (5xx, refused TCP, timeouts), again after a backoff, up to
+   * `maxAttempts` attempts in all. No `reconnecting` event fires: no
+   * connection exists yet.
+   *
+   * @param open Makes one attempt.
+   * @param signal Stops the waits.
+   * @returns What the successful attempt returned.
+   * @throws {unknown} The last attempt's error, or the signal's reason when
+   * it aborts a wait.
+   *
+   * @example
+   * ```ts
+   * import { Reconnector } from "@anyws/anyws/reconnect";
+   * import { assertEquals } from "@std/assert";
+   *
+   * let tries = 0;
+   * const reconnector = new Reconnector(() => Promise.reject(new Error("unused")), { initialDelay: 1 });
+   * const value = await reconnector.first(() => ++tries < 3 ? Promise.reject(new Error("offline")) : Promise.resolve("open"));
+   * assertEquals([value, tries], ["open", 3]);
+   * ```
+   */
+  async first<T>(open: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const outcome = await this.#attempts(open, {
+      first: true,
+      ...(signal ? { signal } : {}),
+    });
+    if (outcome.kind === "done") return outcome.value;
+    throw outcome.error;
+  }
+
+  /**
+   * Records that a socket is open (its uptime decides whether its loss
+   * starts the backoff over; see {@linkcode ReconnectOptions.minUptime}).
+   *
+   * @example
+   * ```ts
+   * import { Reconnector } from "@anyws/anyws/reconnect";
+   *
+   * const reconnector = new Reconnector(() => Promise.reject(new Error("offline")));
+   * reconnector.opened();
+   * ```
+   */
+  opened(): void {
+    this.#openedAt = performance.now();
+  }
+
+  /**
+   * The one retry loop: waits (full jitter, escalating across short-lived
+   * sockets) and attempts until one attempt succeeds, the policy refuses
+   * the error, the attempts run out, or the signal aborts.
+   */
+  async #attempts<T>(
+    attempt: (n: number) => Promise<T>,
+    options: {
+      first?: boolean;
+      signal?: AbortSignal;
+      cause?: Error;
+      later?: boolean;
+      reconnecting?: (info: ReconnectingInfo) => void;
+    },
+  ): Promise<Outcome<T>> {
+    const { policy } = this;
+    const { signal } = options;
+    let last = options.cause ?? new Error("not connected");
+    for (let n = 1; n <= policy.maxAttempts; n++) {
+      if (n > 1 || !options.first) {
+        // A first connection waits after its first failure as a
+        // reconnection does before its first attempt.
+        const step = this.#escalation + (options.first ? n - 1 : n);
+        const wait = policy.delay(step, options.later && n === 1 ? 0.5 : 0);
+        options.reconnecting?.({ attempt: n, delay: wait, cause: last });
+        try {
+          await sleep(wait, signal ? { signal } : {});
+        } catch (aborted) {
+          return { kind: "aborted", error: asError(aborted) };
+        }
+      }
+      try {
+        const value = await attempt(n);
+        // Carried into the next outage if this socket dies young.
+        this.#escalation += options.first ? n - 1 : n;
+        return { kind: "done", value };
       } catch (error) {
-        if (signal.aborted) return undefined;
-        last = error instanceof Error ? error : new Error(String(error));
-        if (!this.policy.retriesError(error)) {
-          return { ...lost, error: last };
+        if (signal?.aborted) return { kind: "aborted", error: asError(error) };
+        last = asError(error);
+        if (!policy.retriesError(error)) {
+          return { kind: "refused", error: last };
         }
       }
     }
-    return {
-      ...lost,
-      error: new Error(
-        `Gave up reconnecting after ${this.policy.maxAttempts} attempts: ${last.message}`,
-        { cause: last },
-      ),
-    };
+    return { kind: "exhausted", error: last };
   }
+}
+
+/** How {@linkcode Reconnector}'s retry loop ended. */
+type Outcome<T> =
+  | { kind: "done"; value: T }
+  | { kind: "aborted" | "refused" | "exhausted"; error: Error };
+
+/** The close code of "Try Again Later" (RFC 6455 registry). */
+const TRY_AGAIN_LATER = 1013;
+
+function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
 }
 
 function check(name: string, value: number, min: number): number {

@@ -26,6 +26,16 @@ import { Message } from "../message.ts";
 import { RawServer } from "./_raw_server.ts";
 import { UNIT_MS, within } from "./_fixture.ts";
 
+// Deno 2.9 runs the op and resource sanitizers only when asked (the
+// --sanitize-ops and --sanitize-resources flags, or these options): ask, so
+// that a leaked timer, op or socket fails the test that leaked it.
+const SANITIZED = { sanitizeOps: true, sanitizeResources: true };
+
+/** `Deno.test()` with the sanitizers on. */
+function test(name: string, fn: () => Promise<void> | void): void {
+  Deno.test({ name, ...SANITIZED, fn });
+}
+
 const ROOT = new URL("../", import.meta.url);
 // Offline, @std comes from a mirror (JSR_URL) kept out of deno.lock.
 const LOCK_ARGS = Deno.env.get("JSR_URL") ? ["--no-lock"] : [];
@@ -174,7 +184,7 @@ function recordingServer() {
 
 // ---- from a pipe ------------------------------------------------------------
 
-Deno.test("cli: from a pipe it sends each line, prints each message and exits 0 after closing with 1000", async () => {
+test("cli: from a pipe it sends each line, prints each message and exits 0 after closing with 1000", async () => {
   const { server, received, established, closed } = recordingServer();
   await using _server = server;
   const ended = await runCli(
@@ -206,7 +216,7 @@ Deno.test("cli: from a pipe it sends each line, prints each message and exits 0 
   );
 });
 
-Deno.test("cli: --json pretty-prints JSON messages and prints other text as it is", async () => {
+test("cli: --json pretty-prints JSON messages and prints other text as it is", async () => {
   const { server } = recordingServer();
   await using _server = server;
   const ended = await runCli(
@@ -221,7 +231,7 @@ Deno.test("cli: --json pretty-prints JSON messages and prints other text as it i
   assertEquals(ended.stderr, "", "--quiet prints no status lines");
 });
 
-Deno.test("cli: exits 3 when the server closes with another code, and shows it", async () => {
+test("cli: exits 3 when the server closes with another code, and shows it", async () => {
   const { server } = recordingServer();
   await using _server = server;
   await using cli = new CliProcess([server.url()]);
@@ -236,7 +246,7 @@ Deno.test("cli: exits 3 when the server closes with another code, and shows it",
   );
 });
 
-Deno.test("cli: exits 0 when the server closes without a code (1005)", async () => {
+test("cli: exits 0 when the server closes without a code (1005)", async () => {
   const { server } = recordingServer();
   await using _server = server;
   await using cli = new CliProcess([server.url()]);
@@ -246,7 +256,7 @@ Deno.test("cli: exits 0 when the server closes without a code (1005)", async () 
   assertStringIncludes(ended.stderr, "Connection closed: 1005 (no status).");
 });
 
-Deno.test("cli: exits 4 when the connection drops without a close handshake", async () => {
+test("cli: exits 4 when the connection drops without a close handshake", async () => {
   await using raw = new RawServer();
   await using cli = new CliProcess([raw.url]);
   const { peer } = await within(raw.acceptWebSocket(), "the handshake");
@@ -257,7 +267,7 @@ Deno.test("cli: exits 4 when the connection drops without a close handshake", as
   assertMatch(ended.stderr, /Connection closed: 1006 \(abnormal\)/);
 });
 
-Deno.test("cli: exits 1 and says why when it cannot connect", async () => {
+test("cli: exits 1 and says why when it cannot connect", async () => {
   const { server } = recordingServer();
   await using _server = server;
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -281,7 +291,7 @@ Deno.test("cli: exits 1 and says why when it cannot connect", async () => {
   );
 });
 
-Deno.test("cli: exits 2 with a one-line reason for a bad command line, and 0 for --help", async () => {
+test("cli: exits 2 with a one-line reason for a bad command line, and 0 for --help", async () => {
   const cases: [string[], string][] = [
     [[], "anyws: a URL to connect to is needed (see --help)\n"],
     [["--nope"], "anyws: unknown option --nope (see --help)\n"],
@@ -306,7 +316,7 @@ Deno.test("cli: exits 2 with a one-line reason for a bad command line, and 0 for
   assertStringIncludes(help.stdout, "Exit status (how the connection ended):");
 });
 
-Deno.test("cli: --wait keeps reading after input ends, until the server closes", async () => {
+test("cli: --wait keeps reading after input ends, until the server closes", async () => {
   const { server, established } = recordingServer();
   await using _server = server;
   await using cli = new CliProcess(["--wait", "forever", server.url()]);
@@ -325,7 +335,7 @@ Deno.test("cli: --wait keeps reading after input ends, until the server closes",
   );
 });
 
-Deno.test("cli: --wait SECONDS closes with 1000 when the server stays silent that long", async () => {
+test("cli: --wait SECONDS closes with 1000 when the server stays silent that long", async () => {
   const { server, closed } = recordingServer();
   await using _server = server;
   const started = performance.now();
@@ -338,6 +348,7 @@ Deno.test("cli: --wait SECONDS closes with 1000 when the server stays silent tha
 });
 
 Deno.test({
+  ...SANITIZED,
   name: "cli: SIGINT closes with 1000 and exits 0",
   ignore: Deno.build.os === "windows",
   async fn() {
@@ -352,7 +363,7 @@ Deno.test({
   },
 });
 
-Deno.test("cli: sends stdin at the pace the connection takes it (1 000 lines in order)", async () => {
+test("cli: sends stdin at the pace the connection takes it (1 000 lines in order)", async () => {
   const { server, received } = recordingServer();
   await using _server = server;
   const lines = Array.from({ length: 1000 }, (_, i) => `line ${i}`);
@@ -365,6 +376,7 @@ Deno.test("cli: sends stdin at the pace the connection takes it (1 000 lines in 
 // ---- --listen from a pipe -----------------------------------------------------
 
 Deno.test({
+  ...SANITIZED,
   name:
     "cli --listen: echoes, prints each message, and on SIGTERM closes clients with 1001 and exits 0",
   ignore: Deno.build.os === "windows",
@@ -390,6 +402,7 @@ Deno.test({
 });
 
 Deno.test({
+  ...SANITIZED,
   name: "cli --listen --print: prints messages without echoing them",
   ignore: Deno.build.os === "windows",
   async fn() {
@@ -406,7 +419,7 @@ Deno.test({
   },
 });
 
-Deno.test("cli --listen: exits 1 when the port is taken", async () => {
+test("cli --listen: exits 1 when the port is taken", async () => {
   const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   try {
     const ended = await runCli(["--listen", String(taken.addr.port)]);
@@ -422,7 +435,7 @@ Deno.test("cli --listen: exits 1 when the port is taken", async () => {
 
 // ---- the parts, without a process ------------------------------------------
 
-Deno.test("parseArgs() reads options in any order, --name=value, repeated -H and -s", () => {
+test("parseArgs() reads options in any order, --name=value, repeated -H and -s", () => {
   const options = parseArgs([
     "-H",
     "Authorization: Bearer a:b",
@@ -460,7 +473,7 @@ Deno.test("parseArgs() reads options in any order, --name=value, repeated -H and
   assertEquals(parseArgs(["ws://x/", "-h"]).mode, "help");
 });
 
-Deno.test("parseArgs() refuses what cannot run, saying why", () => {
+test("parseArgs() refuses what cannot run, saying why", () => {
   const cases: [string[], string][] = [
     [["-t", "0", "ws://x/"], '-t needs a number of seconds above 0, got "0"'],
     [
@@ -483,7 +496,7 @@ Deno.test("parseArgs() refuses what cannot run, saying why", () => {
   }
 });
 
-Deno.test("formatMessage() prints text as is, binary as length and hex, JSON pretty on request", () => {
+test("formatMessage() prints text as is, binary as length and hex, JSON pretty on request", () => {
   const plain = { json: false, terminal: false };
   assertEquals(formatMessage(new Message("a\nb"), plain), "a\nb");
   assertEquals(
@@ -510,7 +523,7 @@ Deno.test("formatMessage() prints text as is, binary as length and hex, JSON pre
   );
 });
 
-Deno.test("a terminal shows control characters in received text escaped, and a pipe gets them as sent", () => {
+test("a terminal shows control characters in received text escaped, and a pipe gets them as sent", () => {
   const hostile = new Message("\x1b]0;title\x07\x1b[2Jgone\r\tok\n\u009b");
   assertEquals(
     formatMessage(hostile, { json: false, terminal: true }),
@@ -523,7 +536,7 @@ Deno.test("a terminal shows control characters in received text escaped, and a p
   assertEquals(escapeControls("plain ✓"), "plain ✓");
 });
 
-Deno.test("formatClose() names the code and shows the reason and error", () => {
+test("formatClose() names the code and shows the reason and error", () => {
   assertEquals(
     formatClose({ code: 1000, reason: "", wasClean: true }),
     "1000 (normal)",
@@ -571,7 +584,7 @@ function editor(columns = 80) {
   };
 }
 
-Deno.test("LineEditor: Enter sends the line; Backspace, Ctrl+U and Ctrl+W edit it", () => {
+test("LineEditor: Enter sends the line; Backspace, Ctrl+U and Ctrl+W edit it", () => {
   const { editor: e, lines } = editor();
   e.feed("helo");
   e.feed("\x7f\x7flo wörld 😀\x7f");
@@ -589,7 +602,7 @@ Deno.test("LineEditor: Enter sends the line; Backspace, Ctrl+U and Ctrl+W edit i
   assertEquals(e.buffer, "");
 });
 
-Deno.test("LineEditor: Up and Down recall earlier lines and the draft", () => {
+test("LineEditor: Up and Down recall earlier lines and the draft", () => {
   const { editor: e } = editor();
   e.feed("one\rtwo\rdraft");
   e.feed("\x1b[A");
@@ -606,7 +619,7 @@ Deno.test("LineEditor: Up and Down recall earlier lines and the draft", () => {
   assertEquals(e.buffer, "draft");
 });
 
-Deno.test("LineEditor: Ctrl+D ends only on an empty line; Ctrl+C always", () => {
+test("LineEditor: Ctrl+D ends only on an empty line; Ctrl+C always", () => {
   const a = editor();
   a.editor.feed("x\x04");
   assertEquals(a.ends, []);
@@ -618,7 +631,7 @@ Deno.test("LineEditor: Ctrl+D ends only on an empty line; Ctrl+C always", () => 
   assertEquals(b.ends, ["ctrl-c"]);
 });
 
-Deno.test("LineEditor: print() writes above the prompt and redraws the line being typed", () => {
+test("LineEditor: print() writes above the prompt and redraws the line being typed", () => {
   const { editor: e, take } = editor(80);
   e.feed("dra");
   take();
@@ -797,6 +810,7 @@ async function saveTranscript(name: string, transcript: string): Promise<void> {
 }
 
 Deno.test({
+  ...SANITIZED,
   name:
     "cli at a terminal: type, see replies (text, binary, JSON), edit while messages arrive, quit with Ctrl+D",
   ignore: SKIP_TMUX,
@@ -892,6 +906,7 @@ Deno.test({
 });
 
 Deno.test({
+  ...SANITIZED,
   name:
     "cli --listen at a terminal: shows clients and messages, sends typed lines to them, Ctrl+C stops",
   ignore: SKIP_TMUX,

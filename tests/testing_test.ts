@@ -1,8 +1,8 @@
 /**
  * The test kit (testing.ts) over real loopback sockets: each assertion passes
  * on what it expects, and fails with a message that shows what came instead.
- * Every test here runs under Deno's op, resource and exit sanitizers, the
- * failing paths included.
+ * Every test here runs with Deno's op and resource sanitizers on, the failing
+ * paths included, and a child `deno test` shows that a user's suite does too.
  *
  * @module
  */
@@ -53,9 +53,19 @@ async function failure(promise: Promise<unknown>): Promise<string> {
 // A wait that is meant to run out: short, since the test asserts absence.
 const SHORT = { timeout: UNIT_MS / 5 };
 
+// Deno 2.9 runs the op and resource sanitizers only when asked (the
+// --sanitize-ops and --sanitize-resources flags, or these options): ask, so
+// that a leaked timer, op or socket fails the test that leaked it.
+const SANITIZED = { sanitizeOps: true, sanitizeResources: true };
+
+/** `Deno.test()` with the sanitizers on. */
+function test(name: string, fn: () => Promise<void> | void): void {
+  Deno.test({ name, ...SANITIZED, fn });
+}
+
 // ---- passing paths ------------------------------------------------------
 
-Deno.test("testServer() runs serve() options on a free loopback port and the assertions pass on what comes", async () => {
+test("testServer() runs serve() options on a free loopback port and the assertions pass on what comes", async () => {
   await using server = testServer(echoApp());
   assertEquals(server.addr.hostname, "127.0.0.1");
   assert(server.addr.port > 0);
@@ -94,7 +104,7 @@ Deno.test("testServer() runs serve() options on a free loopback port and the ass
   assertEquals([info.code, info.reason, info.wasClean], [1000, "bye", true]);
 });
 
-Deno.test("testServer() wraps a fetch handler and a deno serve default export", async () => {
+test("testServer() wraps a fetch handler and a deno serve default export", async () => {
   const handler = createHandler({
     path: "/ws",
     ...echoApp(),
@@ -111,7 +121,7 @@ Deno.test("testServer() wraps a fetch handler and a deno serve default export", 
   }
 });
 
-Deno.test("testServer() wraps a fetch handler that upgrades with Deno.upgradeWebSocket itself", async () => {
+test("testServer() wraps a fetch handler that upgrades with Deno.upgradeWebSocket itself", async () => {
   await using server = testServer((request) => {
     const { socket, response } = Deno.upgradeWebSocket(request);
     socket.onmessage = (event) => socket.send(`raw: ${event.data}`);
@@ -122,7 +132,7 @@ Deno.test("testServer() wraps a fetch handler that upgrades with Deno.upgradeWeb
   await ws.messageIs("raw: hi");
 });
 
-Deno.test("testServer() replaces the port, address and onListen of an application's options", async () => {
+test("testServer() replaces the port, address and onListen of an application's options", async () => {
   let listened = false;
   await using server = testServer({
     ...echoApp(),
@@ -141,6 +151,7 @@ Deno.test("testServer() replaces the port, address and onListen of an applicatio
 });
 
 Deno.test({
+  ...SANITIZED,
   name: "testServer() listens on ::1 when asked, with a bracketed URL",
   ignore: !ipv6Loopback(),
   async fn() {
@@ -152,7 +163,7 @@ Deno.test({
   },
 });
 
-Deno.test("server.connect() passes subprotocols and headers", async () => {
+test("server.connect() passes subprotocols and headers", async () => {
   await using server = testServer({
     protocols: ["v2", "v1"],
     onEstablish(conn, request) {
@@ -167,7 +178,7 @@ Deno.test("server.connect() passes subprotocols and headers", async () => {
   await ws.messageIs("v1 ann");
 });
 
-Deno.test("testConnect() tests a server the test did not start through the kit", async () => {
+test("testConnect() tests a server the test did not start through the kit", async () => {
   await using plain = serve({
     port: 0,
     hostname: "127.0.0.1",
@@ -183,7 +194,7 @@ Deno.test("testConnect() tests a server the test did not start through the kit",
   await ws.closedWith(4000, /^do/);
 });
 
-Deno.test("ws.close() closes with a code and reason and returns how it ended", async () => {
+test("ws.close() closes with a code and reason and returns how it ended", async () => {
   const seen = Promise.withResolvers<CloseInfo>();
   await using server = testServer({
     onEstablish(conn) {
@@ -198,7 +209,7 @@ Deno.test("ws.close() closes with a code and reason and returns how it ended", a
   assertThrows(() => ws.connection.close(1011), RangeError);
 });
 
-Deno.test("ws.noMessage() passes when nothing comes, and when the connection closes meanwhile", async () => {
+test("ws.noMessage() passes when nothing comes, and when the connection closes meanwhile", async () => {
   await using server = testServer({
     onEstablish(conn) {
       conn.on("message", (conn) => conn.close(1000));
@@ -215,7 +226,7 @@ Deno.test("ws.noMessage() passes when nothing comes, and when the connection clo
 
 // ---- failing paths: each says what was expected and what came -----------
 
-Deno.test("ws.messageIs() shows the text that came and where it differs", async () => {
+test("ws.messageIs() shows the text that came and where it differs", async () => {
   await using server = testServer(echoApp());
   await using ws = await server.connect();
   ws.send("hullo");
@@ -230,7 +241,7 @@ Deno.test("ws.messageIs() shows the text that came and where it differs", async 
   );
 });
 
-Deno.test("ws.messageIs() tells a text message from a binary one, both ways", async () => {
+test("ws.messageIs() tells a text message from a binary one, both ways", async () => {
   await using server = testServer(echoApp());
   await using ws = await server.connect();
   ws.send(new TextEncoder().encode("hi"));
@@ -257,7 +268,7 @@ Deno.test("ws.messageIs() tells a text message from a binary one, both ways", as
   );
 });
 
-Deno.test("a long text that came is shown cut, with its length", async () => {
+test("a long text that came is shown cut, with its length", async () => {
   await using server = testServer(echoApp());
   await using ws = await server.connect();
   const long = "x".repeat(5000);
@@ -271,7 +282,7 @@ Deno.test("a long text that came is shown cut, with its length", async () => {
   );
 });
 
-Deno.test("an assertion that waits in vain says nothing arrived, and within how long", async () => {
+test("an assertion that waits in vain says nothing arrived, and within how long", async () => {
   await using server = testServer({ onEstablish() {} }, SHORT);
   await using ws = await server.connect();
   assertEquals(
@@ -290,7 +301,7 @@ Deno.test("an assertion that waits in vain says nothing arrived, and within how 
   ws.connection.send("late");
 });
 
-Deno.test("an assertion on a connection that closed says with which code and reason", async () => {
+test("an assertion on a connection that closed says with which code and reason", async () => {
   await using server = testServer({
     onEstablish(conn) {
       conn.on("message", () => conn.close(4000, "done"));
@@ -308,7 +319,7 @@ Deno.test("an assertion on a connection that closed says with which code and rea
   );
 });
 
-Deno.test("ws.closedWith() fails when a message was left unread before the close", async () => {
+test("ws.closedWith() fails when a message was left unread before the close", async () => {
   await using server = testServer({
     onEstablish(conn) {
       conn.send("one more").close(1000, "bye");
@@ -324,7 +335,7 @@ Deno.test("ws.closedWith() fails when a message was left unread before the close
   await ws.closedWith(1000, "bye");
 });
 
-Deno.test("ws.closedWith() fails on another code or reason, and shows them", async () => {
+test("ws.closedWith() fails on another code or reason, and shows them", async () => {
   await using server = testServer({
     maxMessageSize: 4,
     onEstablish() {},
@@ -352,7 +363,7 @@ Deno.test("ws.closedWith() fails on another code or reason, and shows them", asy
   }
 });
 
-Deno.test("ws.messageMatches() shows what did not match", async () => {
+test("ws.messageMatches() shows what did not match", async () => {
   await using server = testServer(echoApp());
   await using ws = await server.connect();
   ws.send("id x");
@@ -372,7 +383,7 @@ Deno.test("ws.messageMatches() shows what did not match", async () => {
   await ws.messageMatches(global);
 });
 
-Deno.test("ws.jsonMessage() fails on text that is not JSON and on binary, with the cause", async () => {
+test("ws.jsonMessage() fails on text that is not JSON and on binary, with the cause", async () => {
   await using server = testServer(echoApp());
   await using ws = await server.connect();
   ws.send("{oops");
@@ -393,7 +404,7 @@ Deno.test("ws.jsonMessage() fails on text that is not JSON and on binary, with t
   assertInstanceOf(binary.cause, TypeError);
 });
 
-Deno.test("ws.jsonMessageIs() and jsonMessageMatches() fail with what came and a diff", async () => {
+test("ws.jsonMessageIs() and jsonMessageMatches() fail with what came and a diff", async () => {
   await using server = testServer(echoApp());
   await using ws = await server.connect();
   ws.sendJSON({ a: 1 });
@@ -422,7 +433,7 @@ Deno.test("ws.jsonMessageIs() and jsonMessageMatches() fail with what came and a
   );
 });
 
-Deno.test("ws.noMessage() fails when a message comes, and shows it", async () => {
+test("ws.noMessage() fails when a message comes, and shows it", async () => {
   await using server = testServer(echoApp());
   await using ws = await server.connect();
   ws.send("surprise");
@@ -434,7 +445,7 @@ Deno.test("ws.noMessage() fails when a message comes, and shows it", async () =>
   );
 });
 
-Deno.test("server.connect() fails with the handshake's error as the cause", async () => {
+test("server.connect() fails with the handshake's error as the cause", async () => {
   await using server = testServer({ path: "/ws", onEstablish() {} });
   const error = await assertRejects(
     () => server.connect("/nope"),
@@ -452,7 +463,7 @@ Deno.test("server.connect() fails with the handshake's error as the cause", asyn
   assertEquals(error.cause.status, 404);
 });
 
-Deno.test("server.refuses() passes on a refusal with the status, and fails otherwise", async () => {
+test("server.refuses() passes on a refusal with the status, and fails otherwise", async () => {
   await using server = testServer({
     path: "/ws",
     authorize: (request) => request.headers.get("x-token") === "secret",
@@ -479,7 +490,7 @@ Deno.test("server.refuses() passes on a refusal with the status, and fails other
   );
 });
 
-Deno.test("the kit refuses a timeout that is not a positive number", async () => {
+test("the kit refuses a timeout that is not a positive number", async () => {
   await using server = testServer({ onEstablish() {} });
   for (const timeout of [0, -1, NaN, Infinity]) {
     await assertRejects(
@@ -494,7 +505,7 @@ Deno.test("the kit refuses a timeout that is not a positive number", async () =>
 
 // ---- disposal and parallel use --------------------------------------------
 
-Deno.test("await using a test server closes the connections it made with 1000, then stops listening", async () => {
+test("await using a test server closes the connections it made with 1000, then stops listening", async () => {
   const closes: Promise<CloseInfo>[] = [];
   const bothEstablished = Promise.withResolvers<void>();
   let port: number;
@@ -517,7 +528,7 @@ Deno.test("await using a test server closes the connections it made with 1000, t
   );
 });
 
-Deno.test("a fetch-handler test server stops even with a connection the kit did not make", async () => {
+test("a fetch-handler test server stops even with a connection the kit did not make", async () => {
   let port: number;
   {
     await using server = testServer(createHandler(echoApp()));
@@ -535,7 +546,7 @@ Deno.test("a fetch-handler test server stops even with a connection the kit did 
   );
 });
 
-Deno.test("twenty test servers and connections side by side share nothing", async () => {
+test("twenty test servers and connections side by side share nothing", async () => {
   const runs = Array.from({ length: 20 }, async (_, i) => {
     await using server = testServer(echoApp());
     await using ws = await server.connect(`/${i}`);
@@ -549,7 +560,7 @@ Deno.test("twenty test servers and connections side by side share nothing", asyn
   assertEquals(new Set(ports).size, 20);
 });
 
-Deno.test("a TestConnection wraps a connection made elsewhere", async () => {
+test("a TestConnection wraps a connection made elsewhere", async () => {
   const { TestConnection } = await import("../testing.ts");
   await using server = testServer({
     onEstablish(conn) {
@@ -568,11 +579,60 @@ Deno.test("a TestConnection wraps a connection made elsewhere", async () => {
   );
 });
 
-Deno.test("TestServer is testServer()", async () => {
+test("TestServer is testServer()", async () => {
   await using server = new TestServer(echoApp());
   await using ws = await server.connect();
   ws.send("same");
   await ws.messageIs("same");
+});
+
+/** Runs tests/_kit_user_suite.ts in a child `deno test` with the sanitizers. */
+async function runUserSuite(env: Record<string, string>): Promise<string> {
+  const lockArgs = Deno.env.get("JSR_URL") ? ["--no-lock"] : [];
+  const { code, stdout, stderr } = await within(
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "test",
+        ...lockArgs,
+        "--sanitize-ops",
+        "--sanitize-resources",
+        "--allow-net",
+        "--allow-env=ANYWS_KIT_LEAK_ON_PURPOSE",
+        "tests/_kit_user_suite.ts",
+      ],
+      cwd: new URL("../", import.meta.url),
+      env: { NO_COLOR: "1", ...env },
+      stdout: "piped",
+      stderr: "piped",
+    }).output(),
+    "the child deno test",
+    30,
+  );
+  const output = new TextDecoder().decode(stdout) +
+    new TextDecoder().decode(stderr);
+  assertEquals(code, 1, `one test fails on purpose\n${output}`);
+  return output;
+}
+
+test("a user's deno test suite with the kit passes the sanitizers, a failing assertion included", async () => {
+  const output = await runUserSuite({});
+  assertStringIncludes(output, "user: echo and close ... ok");
+  assertStringIncludes(
+    output,
+    "user: a fetch handler, left open at the end ... ok",
+  );
+  assertStringIncludes(output, "user: this one fails on purpose ... FAILED");
+  assertStringIncludes(
+    output,
+    'error: AssertionError: Expected text "a reply nobody sends", but nothing arrived within 200 ms',
+  );
+  assertStringIncludes(output, "2 passed | 1 failed");
+  assert(!output.includes("Leaks detected"), output);
+
+  // The control: the same suite with a timer leaked on purpose is caught.
+  const leaky = await runUserSuite({ ANYWS_KIT_LEAK_ON_PURPOSE: "1" });
+  assertStringIncludes(leaky, "Leaks detected");
+  assertStringIncludes(leaky, "1 passed | 2 failed");
 });
 
 function ipv6Loopback(): boolean {

@@ -188,7 +188,14 @@ test("cli: from a pipe it sends each line, prints each message and exits 0 after
   const { server, received, established, closed } = recordingServer();
   await using _server = server;
   const ended = await runCli(
-    ["-H", "X-User: pipe", "-s", "v2", server.url("/room?x=1")],
+    [
+      "-H",
+      "X-User: pipe",
+      "--header=Origin: http://example.test",
+      "-s",
+      "v2",
+      server.url("/room?x=1"),
+    ],
     "hello\nhéllo ✓\r\nbin\n\nlast line without newline",
   );
   assertEquals(ended.code, EXIT.OK, ended.stderr);
@@ -209,6 +216,7 @@ test("cli: from a pipe it sends each line, prints each message and exits 0 after
   assert(received.every((message) => message.isText()));
   const { request } = await established.promise;
   assertEquals(request.headers.get("x-user"), "pipe");
+  assertEquals(request.headers.get("origin"), "http://example.test");
   assertEquals(new URL(request.url).pathname, "/room");
   assertEquals(
     (await within(closed.promise, "the server-side close")).code,

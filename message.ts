@@ -311,22 +311,135 @@ export class Message {
   }
 
   /**
-   * Parses the decoded body as JSON.
+   * Parses a text message's body as JSON: the reading half of
+   * {@linkcode Message.fromJSON}. Works wherever a `Message` arrives: Perl
+   * `each_message` and `next_message` handlers, DOM `event.data`,
+   * `nextMessage()` and `for await`.
+   *
+   * Only text messages carry JSON (RFC 8259 text is UTF-8, and WebSocket text
+   * frames are how JSON is sent). To read JSON that a peer sends in binary
+   * frames, parse it yourself: `JSON.parse(message.decodedBody())`.
    *
    * @typeParam T The expected shape; not checked at run time.
    * @returns The parsed value.
-   * @throws {SyntaxError} If the body is not valid JSON.
+   * @throws {SyntaxError} If the text is not JSON. The message gives the
+   * parser's complaint and the text received (its first 60 characters, then
+   * how long it was); `cause` is the parser's own error.
+   * @throws {TypeError} If this is not a text message (binary, or a control
+   * frame). The message gives the kind, the length and the first bytes in hex.
    *
-   * @example
+   * @example Read a typed value
    * ```ts
    * import { Message } from "@anyws/anyws/message";
    * import { assertEquals } from "@std/assert";
    *
-   * assertEquals(new Message("[1,2]").json<number[]>(), [1, 2]);
+   * interface Point { x: number; y: number }
+   * const point = new Message('{"x":1,"y":2}').json<Point>();
+   * assertEquals(point.x + point.y, 3);
+   * ```
+   *
+   * @example What goes wrong is named
+   * ```ts
+   * import { Message } from "@anyws/anyws/message";
+   * import { assertThrows } from "@std/assert";
+   *
+   * assertThrows(
+   *   () => new Message("hello").json(),
+   *   SyntaxError,
+   *   'the text was "hello"',
+   * );
+   * assertThrows(
+   *   () => new Message(new Uint8Array([0x7b, 0x7d])).json(),
+   *   TypeError,
+   *   "a binary message (2 bytes: 7b 7d)",
+   * );
    * ```
    */
   json<T = unknown>(): T {
-    return JSON.parse(this.decodedBody()) as T;
+    if (!this.isText()) {
+      throw new TypeError(
+        `Cannot parse the message as JSON: it is ${
+          describeKind(this)
+        }, and JSON comes in text messages`,
+      );
+    }
+    const text = this.decodedBody();
+    try {
+      return JSON.parse(text) as T;
+    } catch (error) {
+      throw new SyntaxError(
+        `Cannot parse the message as JSON: ${
+          (error as Error).message
+        }; the text was ${previewText(text)}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Makes a text message of `value` as JSON: the sending half of
+   * {@linkcode Message.json}. `conn.send(Message.fromJSON(value))` sends it.
+   *
+   * `JSON.stringify` rules apply: `toJSON()` is called, `NaN` and
+   * `Infinity` become `null`, and properties that are `undefined`, functions
+   * or symbols are left out.
+   *
+   * @param value The value to send.
+   * @returns A text message holding `JSON.stringify(value)`.
+   * @throws {TypeError} If JSON cannot represent `value`: `undefined`, a
+   * function or a symbol (at the top level), a `BigInt`, or a circular
+   * structure. Errors thrown by a `toJSON()` method pass through unchanged.
+   *
+   * @example Send JSON
+   * ```ts
+   * import { connect, Message, serve } from "@anyws/anyws";
+   * import { assertEquals } from "@std/assert";
+   *
+   * await using server = serve({
+   *   port: 0,
+   *   onListen() {},
+   *   onEstablish(conn) {
+   *     conn.on("each_message", (conn, message) => {
+   *       const { n } = message.json<{ n: number }>();
+   *       conn.send(Message.fromJSON({ n: n + 1 }));
+   *     });
+   *   },
+   * });
+   * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * conn.send(Message.fromJSON({ n: 1 }));
+   * assertEquals((await conn.nextMessage()).json(), { n: 2 });
+   * ```
+   *
+   * @example Values JSON cannot hold are refused
+   * ```ts
+   * import { Message } from "@anyws/anyws/message";
+   * import { assertThrows } from "@std/assert";
+   *
+   * assertThrows(() => Message.fromJSON(undefined), TypeError, "undefined");
+   * assertThrows(() => Message.fromJSON({ id: 1n }), TypeError, "BigInt");
+   * ```
+   */
+  static fromJSON(value: unknown): Message {
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(value);
+    } catch (error) {
+      // V8's own errors (BigInt, cycles) are TypeErrors; a throwing toJSON()
+      // is the caller's error and keeps its class.
+      if (!(error instanceof TypeError)) throw error;
+      throw new TypeError(
+        `Cannot make a JSON message: ${error.message}`,
+        { cause: error },
+      );
+    }
+    if (text === undefined) {
+      throw new TypeError(
+        `Cannot make a JSON message of ${
+          typeof value === "undefined" ? "undefined" : `a ${typeof value}`
+        }: JSON has no representation for it`,
+      );
+    }
+    return new Message(text);
   }
 
   /**
@@ -461,4 +574,39 @@ function describe(value: unknown): string {
     return value.constructor?.name ?? "an object";
   }
   return typeof value;
+}
+
+/** How many characters of a text, or bytes of a body, error messages show. */
+const PREVIEW_CHARS = 60;
+const PREVIEW_BYTES = 16;
+
+/** `"the text"` or `"the first 60 characters"… (N characters)`. */
+function previewText(text: string): string {
+  if (text.length <= PREVIEW_CHARS) return JSON.stringify(text);
+  return `${
+    JSON.stringify(text.slice(0, PREVIEW_CHARS))
+  }… (${text.length} characters)`;
+}
+
+/** "a binary message (3 bytes: 00 01 ff)", "a close frame (0 bytes)". */
+function describeKind(message: Message): string {
+  const kind = message.isBinary()
+    ? "a binary message"
+    : message.isClose()
+    ? "a close frame"
+    : message.isPing()
+    ? "a ping frame"
+    : message.isPong()
+    ? "a pong frame"
+    : `a frame with opcode ${message.opcode}`;
+  const body = message.body;
+  const shown = Array.from(
+    body.subarray(0, PREVIEW_BYTES),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join(" ");
+  const more = body.length > PREVIEW_BYTES ? " …" : "";
+  const plural = body.length === 1 ? "byte" : "bytes";
+  return `${kind} (${body.length} ${plural}${
+    body.length > 0 ? `: ${shown}${more}` : ""
+  })`;
 }

@@ -13,8 +13,10 @@ import {
   assertStringIncludes,
 } from "@std/assert";
 import { connect, type Connection } from "../mod.ts";
+import { testConnect, testServer } from "../testing.ts";
+import deploy from "../examples/deploy.ts";
 import { DenoProcess } from "./_deno_process.ts";
-import { listen, UNIT_MS, within, wsUrl } from "./_fixture.ts";
+import { UNIT_MS, within } from "./_fixture.ts";
 
 // Our examples shut down gracefully on SIGTERM; Windows has no SIGTERM
 // listener, so there the exit status is not checked.
@@ -72,26 +74,21 @@ Deno.test("echo_server.ts prints a ws:// address for PORT=0 and echoes text and 
   assertEquals(address.protocol, "ws:");
   assert(address.port !== "" && address.port !== "0");
 
-  await using conn = await connect(wsOf(address));
-  conn.send("héllo");
-  const text = await within(conn.nextMessage(), "the text echo");
-  assertEquals([text.isText(), text.decodedBody()], [true, "héllo"]);
-  conn.send(new Uint8Array([0, 1, 255]));
-  const bytes = await within(conn.nextMessage(), "the binary echo");
-  assertEquals([bytes.isBinary(), bytes.body], [
-    true,
-    new Uint8Array([0, 1, 255]),
-  ]);
+  await using ws = await testConnect(wsOf(address));
+  ws.send("héllo");
+  await ws.messageIs("héllo");
+  ws.send(new Uint8Array([0, 1, 255]));
+  await ws.messageIs(new Uint8Array([0, 1, 255]));
 });
 
 Deno.test("echo_server.ts closes the connection when it receives quit", async () => {
   await using example = echoServer();
   const address = await within(example.address, "the address", START_UNITS);
-  const conn = await connect(wsOf(address));
-  conn.send("quit");
-  const info = await within(conn.closed, "the close");
+  await using ws = await testConnect(wsOf(address));
+  ws.send("quit");
   // Plack's close() sends no status code: the peer sees 1005.
-  assertEquals([info.code, info.wasClean, info.error], [1005, true, undefined]);
+  const info = await ws.closedWith(1005);
+  assertEquals([info.wasClean, info.error], [true, undefined]);
 });
 
 Deno.test({
@@ -101,12 +98,11 @@ Deno.test({
   async fn() {
     await using example = echoServer();
     const address = await within(example.address, "the address", START_UNITS);
-    const conn = await connect(wsOf(address));
-    conn.send("ping");
-    await within(conn.nextMessage(), "the echo"); // the server side is up
+    await using ws = await testConnect(wsOf(address));
+    ws.send("ping");
+    await ws.messageIs("ping"); // the server side is up
     const ended = example.stop();
-    const info = await within(conn.closed, "the shutdown close");
-    assertEquals([info.code, info.reason], [1001, "server shutting down"]);
+    await ws.closedWith(1001, "server shutting down");
     const { status } = await within(ended, "the exit");
     assertEquals(status.code, 0);
   },
@@ -286,7 +282,7 @@ Deno.test({
 /** An in-process echo server ("quit" closes) that records how connections ended. */
 function recordingEchoServer() {
   const closes: Promise<{ code: number; reason: string }>[] = [];
-  const server = listen({
+  const server = testServer({
     onEstablish(conn) {
       closes.push(conn.closed);
       conn.on("message", (conn, message) => {
@@ -301,7 +297,7 @@ function recordingEchoServer() {
 Deno.test("client.ts sends each argument, prints each reply and closes with 1000", async () => {
   const { server, closes } = recordingEchoServer();
   await using _server = server;
-  await using run = client(wsUrl(server), "one", "twø");
+  await using run = client(server.url(), "one", "twø");
   const { status, stdout, stderr } = await within(
     run.ended(),
     "the client's exit",
@@ -309,7 +305,7 @@ Deno.test("client.ts sends each argument, prints each reply and closes with 1000
   );
   assertEquals(status.code, 0, stderr);
   assertEquals(stdout, "one\ntwø\n");
-  assertStringIncludes(stderr, `client: connected to ${wsUrl(server)}`);
+  assertStringIncludes(stderr, `client: connected to ${server.url()}`);
   assertEquals(closes.length, 1);
   const info = await within(closes[0]!, "the server-side close");
   assertEquals(info.code, 1000);
@@ -318,7 +314,7 @@ Deno.test("client.ts sends each argument, prints each reply and closes with 1000
 Deno.test("client.ts sends one default line when given only a URL", async () => {
   const { server } = recordingEchoServer();
   await using _server = server;
-  await using run = client(wsUrl(server));
+  await using run = client(server.url());
   const { status, stdout } = await within(
     run.ended(),
     "the client's exit",
@@ -330,7 +326,7 @@ Deno.test("client.ts sends one default line when given only a URL", async () => 
 Deno.test("client.ts exits with 0 when the server closes cleanly after quit", async () => {
   const { server } = recordingEchoServer();
   await using _server = server;
-  await using run = client(wsUrl(server), "a", "quit", "never sent");
+  await using run = client(server.url(), "a", "quit", "never sent");
   const { status, stdout, stderr } = await within(
     run.ended(),
     "the client's exit",
@@ -385,10 +381,17 @@ Deno.test("deploy.ts under deno serve echoes over WebSocket and answers plain HT
   assertEquals(response.status, 200);
   assertStringIncludes(await response.text(), "anyws echo endpoint");
 
-  await using conn = await connect(wsOf(address, "/any/path"));
-  conn.send("over deploy");
-  assertEquals(
-    (await within(conn.nextMessage(), "the echo")).decodedBody(),
-    "over deploy",
-  );
+  await using ws = await testConnect(wsOf(address, "/any/path"));
+  ws.send("over deploy");
+  await ws.messageIs("over deploy");
+});
+
+Deno.test("deploy.ts's default export, wrapped by testServer(), echoes and answers plain HTTP", async () => {
+  await using server = testServer(deploy);
+  const response = await fetch(server.url().replace("ws:", "http:"));
+  assertStringIncludes(await response.text(), "anyws echo endpoint");
+  await using ws = await server.connect("/any/path");
+  ws.send("in process").send(new Uint8Array([1, 2]));
+  await ws.messageIs("in process");
+  await ws.messageIs(new Uint8Array([1, 2]));
 });

@@ -18,6 +18,7 @@
  */
 
 import { Connection } from "./connection.ts";
+import { watchSocket } from "./_connection/runtime_guard.ts";
 import {
   type ConnectionLimits,
   RESOLVED_LIMITS,
@@ -231,6 +232,9 @@ async function openSocket<T>(
       protocols,
       ...(options.headers === undefined ? {} : { headers: options.headers }),
     });
+    // Before it opens: a failure inside Deno's receive loop is then
+    // reported on the socket instead of ending the process.
+    watchSocket(socket);
   } catch (error) {
     throw new ConnectError(
       `unable to connect to ${target}: ${(error as Error).message}`,

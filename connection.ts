@@ -738,6 +738,31 @@ export class Connection<Data = unknown> extends EventTarget {
   }
 
   /**
+   * Sends a value as a JSON text message: `send(Message.fromJSON(value))`.
+   * Read it with {@linkcode Message.json}.
+   *
+   * @param value The value; `JSON.stringify` rules apply (`toJSON()` is used,
+   * `undefined` properties are left out, `NaN` becomes `null`).
+   * @returns This connection, for chaining.
+   * @throws {TypeError} If JSON cannot represent `value` (`undefined`, a
+   * function, a symbol, a `BigInt`, a cycle); nothing is sent then.
+   *
+   * @example
+   * ```ts
+   * import { connect, serve } from "@anyws/anyws";
+   *
+   * await using server = serve({ port: 0, onListen() {}, onEstablish(conn) {
+   *   conn.on("each_message", (conn, m) => conn.sendJSON({ n: m.json<{ n: number }>().n + 1 }));
+   * } });
+   * await using conn = await connect(`ws://127.0.0.1:${server.addr.port}`);
+   * console.log((await conn.sendJSON({ n: 1 }).nextMessage()).json()); // { n: 2 }
+   * ```
+   */
+  sendJSON(value: unknown): this {
+    return this.send(Message.fromJSON(value));
+  }
+
+  /**
    * Sends a message and waits until the socket can take more: resolves once
    * the data is handed to the socket and the buffered amount is at most
    * {@linkcode ConnectionOptions.highWaterMark} (1 MiB by default). Awaiting
@@ -848,6 +873,10 @@ export class Connection<Data = unknown> extends EventTarget {
     this.#startClose(sideCode(CLOSE_CODE.GOING_AWAY, this.#role), "terminated");
     if (this.#closeInfo) return this; // a reconnecting connection finished
     clearTimeout(this.#closeTimer);
+    // Give the close frame closeTimeout to be answered, then cut TCP; the
+    // timer does not keep the process alive.
+    const wire = this.#wire;
+    Deno.unrefTimer(setTimeout(() => wire.shut(), this.#limits.closeTimeout));
     this.#delivery.endNow({
       code: CLOSE_CODE.ABNORMAL,
       reason: "",
@@ -1356,7 +1385,10 @@ export class Connection<Data = unknown> extends EventTarget {
     if (this.#closeInfo) return; // nothing to close: a reconnecting wire finished
     if (refused) this.#failure ??= refused; // finish rather than hang
     this.#closeTimer = setTimeout(() => {
-      // Held messages and pending consumers get no chance to keep us alive.
+      // The peer did not answer: cut the TCP connection so Deno frees what
+      // it holds (an unfinished message, say), and finish. Held messages
+      // and pending consumers get no chance to keep us alive.
+      this.#wire.shut();
       this.#delivery.endNow({
         code: CLOSE_CODE.ABNORMAL,
         reason: "",
@@ -1512,6 +1544,10 @@ export class Connection<Data = unknown> extends EventTarget {
 
     sendBufferFull(error: RangeError): void {
       this.#conn.#fail(CLOSE_CODE.POLICY_VIOLATION, "send buffer full", error);
+    }
+
+    runtimeFailed(error: Error): void {
+      this.#conn.#fail(CLOSE_CODE.MESSAGE_TOO_BIG, "message too big", error);
     }
 
     silent(error: DOMException): void {

@@ -9,6 +9,7 @@
 
 import type { ResolvedLimits } from "../connection_options.ts";
 import { sendableLength } from "../message.ts";
+import { forceShut, isRuntimeFailure, watchSocket } from "./runtime_guard.ts";
 
 /** What `toSendable()` returns: what a socket's `send()` takes. */
 export type Sendable = string | Uint8Array | ArrayBuffer | Blob;
@@ -25,6 +26,8 @@ export interface WireHost {
   sendBufferFull(error: RangeError): void;
   /** Nothing arrived for `inactivityTimeout` milliseconds. */
   silent(error: DOMException): void;
+  /** Deno's own receive loop failed on this socket (see runtime_guard.ts). */
+  runtimeFailed(error: Error): void;
 }
 
 /**
@@ -134,6 +137,14 @@ export class Wire implements EventListenerObject {
     }
   }
 
+  /**
+   * Closes the TCP connection now, for a peer that did not answer the close
+   * frame: Deno then frees what the socket held (denoland/deno#27924).
+   */
+  shut(): void {
+    forceShut(this.socket);
+  }
+
   /** Stops listening to the socket and watching for silence. */
   detach(): void {
     for (const type of SOCKET_EVENTS) {
@@ -150,6 +161,9 @@ export class Wire implements EventListenerObject {
       case "open":
         return this.opened();
       case "error":
+        if (isRuntimeFailure(event)) {
+          return this.host.runtimeFailed(event.error);
+        }
         this.#socketError ??= (event as ErrorEvent).message ||
           "WebSocket error";
         return;
@@ -160,6 +174,7 @@ export class Wire implements EventListenerObject {
 
   /** Listens to a socket; its sends and errors start afresh. */
   protected attach(socket: WebSocket): void {
+    watchSocket(socket); // no-op once open: connect() watched it already
     socket.binaryType = "arraybuffer";
     this.socket = socket;
     this.#socketError = undefined;

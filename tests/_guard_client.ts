@@ -14,7 +14,7 @@ import {
   installRuntimeGuard,
   isRuntimeFailure,
   watchSocket,
-} from "../_runtime_guard.ts";
+} from "../_connection/runtime_guard.ts";
 
 const [url = "", guard = "socket"] = Deno.args;
 if (guard === "socket") installRuntimeGuard();

@@ -25,7 +25,7 @@ import {
   installRuntimeGuard,
   isRuntimeFailure,
   watchSocket,
-} from "../_runtime_guard.ts";
+} from "../_connection/runtime_guard.ts";
 
 const guard = Deno.args[0] ?? "socket";
 if (guard === "process") installProcessNet();

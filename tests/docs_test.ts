@@ -18,9 +18,6 @@ const ROOT = new URL("../", import.meta.url);
  */
 const WRITTEN_ELSEWHERE = new Set([
   "docs/performance.md",
-  "docs/testing.md",
-  "docs/cli.md",
-  "docs/threat_model.md",
 ]);
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The runtime guard (`_runtime_guard.ts`) against the attacks that fail
+ * The runtime guard (`_connection/runtime_guard.ts`) against the attacks that fail
  * inside Deno's own WebSocket code, each victim in a child process (the
  * giant message makes it allocate about 1 GiB):
  *
@@ -19,7 +19,7 @@ import { DenoProcess } from "./_deno_process.ts";
 import { UNIT_MS, within } from "./_fixture.ts";
 import { closePayload, RawPeer } from "./_raw_peer.ts";
 import { RawServer } from "./_raw_server.ts";
-import { forceShut, watchSocket } from "../_runtime_guard.ts";
+import { forceShut, watchSocket } from "../_connection/runtime_guard.ts";
 import {
   answerPings,
   EchoProbe,
@@ -42,7 +42,7 @@ const RSS_SLACK = 64 * MiB;
  * that did not answer its close (see docs/threat_model.md): the `serve()`
  * cases below then run.
  */
-const SERVE_INTEGRATED = false;
+const SERVE_INTEGRATED = true;
 
 const FAILURE_TEXT =
   "Deno's WebSocket failed while receiving: failed to allocate string; buffer exceeds maximum length (a text message longer than the longest JavaScript string, about 512 Mi characters)";

@@ -801,7 +801,7 @@ Deno.test("conn.request keeps at most 8 KiB of headers, whole, skipping big ones
   const { server, established } = recordingServer({ protocols: ["chat"] });
   await using _server = server;
   const big = "b".repeat(6000);
-  await using peer = await RawPeer.open(server.addr.port, {
+  await using _peer = await RawPeer.open(server.addr.port, {
     "sec-websocket-protocol": "chat",
     "cookie": big, // sorted first among these, and over what is left
     "x-a": "a".repeat(3000),

@@ -661,3 +661,171 @@ Deno.test("HandshakeError carries its status and answers with a fixed body per s
     assertEquals(await response.text(), body);
   }
 });
+
+Deno.test("an upgrade without Host, or with an empty Host, is answered 400 with the Plack body (RFC 6455 section 4.2.1)", async () => {
+  const errors: HandshakeError[] = [];
+  const { server } = recordingServer({
+    onError(_request, error) {
+      errors.push(error);
+      return error.toResponse();
+    },
+  });
+  await using _server = server;
+  for (const host of [null, ""]) {
+    const answer = await rawHandshake(server.addr.port, { headers: { host } });
+    assertEquals([answer.status, answer.body], [400, INVALID_BODY]);
+  }
+  assertEquals(errors.map((error) => [error.status, error.message]), [
+    [400, "Missing Host header (RFC 6455 section 4.2.1 requires it)"],
+    [400, "Missing Host header (RFC 6455 section 4.2.1 requires it)"],
+  ]);
+  const valid = await rawHandshake(server.addr.port, {});
+  assertEquals(valid.status, 101);
+});
+
+Deno.test("an HTTP/1.0 upgrade without Host gets 400; with Host it gets 101, as Deno.serve does not tell the HTTP version (a documented gap)", async () => {
+  const { server, established } = recordingServer();
+  await using _server = server;
+  const http10 = (host: string | null) =>
+    RawPeer.request({ headers: { host } }).replace("HTTP/1.1", "HTTP/1.0");
+  {
+    await using peer = await RawPeer.connect(server.addr.port);
+    await peer.write(http10(null));
+    const answer = await within(peer.readResponse(), "the answer");
+    assertEquals([answer.status, answer.body], [400, INVALID_BODY]);
+  }
+  await using peer = await RawPeer.connect(server.addr.port);
+  await peer.write(http10("127.0.0.1"));
+  const answer = await within(peer.readResponse(), "the answer");
+  assertEquals(answer.status, 101);
+  const [conn] = await established();
+  assertEquals(conn.request?.headers.get("host"), "127.0.0.1");
+});
+
+Deno.test("checkHandshake() runs the RFC checks, then Origin, then Host, and upgrade() answers what it returns", () => {
+  const valid = {
+    upgrade: "websocket",
+    connection: "Upgrade",
+    "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+    "sec-websocket-version": "13",
+  };
+  const noHost = new Request("http://localhost/", { headers: valid });
+  const result = upgrade(noHost);
+  assertEquals([result.error?.status, result.error?.message], [
+    400,
+    "Missing Host header (RFC 6455 section 4.2.1 requires it)",
+  ]);
+  const foreign = new Request("http://localhost/", {
+    headers: { ...valid, origin: "https://evil.example" },
+  });
+  assertEquals(
+    upgrade(foreign, { origins: ["https://app.example"] }).error?.status,
+    403,
+  );
+  const post = new Request("http://localhost/", {
+    method: "POST",
+    headers: { ...valid, host: "localhost" },
+  });
+  assertEquals(
+    upgrade(post).error?.message,
+    "A WebSocket upgrade must use GET, not POST",
+  );
+});
+
+Deno.test("serve(), createHandler() and upgrade() refuse malformed protocols, origins, idleTimeout, path and hooks when called", () => {
+  const onEstablish = () => {};
+  const request = new Request("http://localhost/");
+  const cases: [
+    Record<string, unknown>,
+    typeof TypeError | typeof RangeError,
+    string,
+  ][] = [
+    [
+      { protocols: "chat" },
+      TypeError,
+      'protocols must be an array of non-empty strings or a function, got "chat"',
+    ],
+    [
+      { protocols: ["chat", ""] },
+      TypeError,
+      "protocols must be an array of non-empty strings or a function, got an array with other values",
+    ],
+    [
+      { origins: "https://app.example" },
+      TypeError,
+      'origins must be an array of strings and RegExps, got "https://app.example"',
+    ],
+    [
+      { idleTimeout: -1 },
+      RangeError,
+      "idleTimeout must be a number of seconds >= 0, got -1",
+    ],
+    [
+      { idleTimeout: NaN },
+      RangeError,
+      "idleTimeout must be a number of seconds >= 0, got NaN",
+    ],
+  ];
+  for (const [options, ErrorClass, message] of cases) {
+    assertThrows(
+      () => createHandler({ onEstablish, ...options }),
+      ErrorClass,
+      `Cannot create a WebSocket handler: ${message}`,
+    );
+    assertThrows(
+      () => serve({ port: 0, onListen() {}, onEstablish, ...options }),
+      ErrorClass,
+      `Cannot create a WebSocket handler: ${message}`,
+    );
+    assertThrows(
+      () => upgrade(request, options),
+      ErrorClass,
+      `Cannot upgrade: ${message}`,
+    );
+  }
+  assertThrows(
+    () => createHandler({ onEstablish, path: "ws" }),
+    TypeError,
+    'Cannot create a WebSocket handler: path must be a string starting with "/", got "ws"',
+  );
+  for (const hook of ["authorize", "onError", "fallback"]) {
+    assertThrows(
+      () => createHandler({ onEstablish, [hook]: "yes" }),
+      TypeError,
+      `Cannot create a WebSocket handler: ${hook} must be a function, got "yes"`,
+    );
+  }
+});
+
+Deno.test("conn.request keeps at most 8 KiB of headers, whole, skipping big ones; onEstablish's request has every header", async () => {
+  const { server, established } = recordingServer({ protocols: ["chat"] });
+  await using _server = server;
+  const big = "b".repeat(6000);
+  await using _peer = await RawPeer.open(server.addr.port, {
+    "sec-websocket-protocol": "chat",
+    "cookie": big, // sorted first among these, and over what is left
+    "x-a": "a".repeat(3000),
+    "x-b": "b".repeat(3000),
+    "x-c": "c".repeat(3000),
+    "x-small": "kept",
+    "user-agent": "raw-peer",
+  });
+  const [conn, request] = await established();
+  assertEquals(request.headers.get("cookie"), big);
+  assertEquals(request.headers.get("x-c"), "c".repeat(3000));
+  const kept = conn.request!;
+  let bytes = 0;
+  for (const [name, value] of kept.headers) bytes += name.length + value.length;
+  assert(bytes <= 8 * 1024, `conn.request keeps ${bytes} bytes of headers`);
+  // In name order, whole or not at all: cookie (6 KiB) fits first, then
+  // x-a/x-b/x-c do not, and the small ones after them still do.
+  assertEquals(kept.headers.get("cookie"), big);
+  assertEquals(kept.headers.get("x-a"), null);
+  assertEquals(kept.headers.get("x-c"), null);
+  assertEquals(kept.headers.get("x-small"), "kept");
+  assertEquals(kept.headers.get("user-agent"), "raw-peer");
+  assertEquals(kept.headers.get("sec-websocket-protocol"), "chat");
+  assertEquals(kept.headers.get("upgrade"), "websocket");
+  assertEquals(kept.url, conn.url);
+  assertStrictEquals(conn.request, kept);
+});

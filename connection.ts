@@ -298,9 +298,13 @@ export class Connection<Data = unknown> extends EventTarget {
   readonly #reconnector: Reconnector | undefined;
   // The parts: the socket(s) as this connection drives them, and where
   // received messages go.
+  // Typed without Data, so that Connection stays covariant in Data (a
+  // Connection<{ user: string }> is a Connection<unknown>).
   readonly #wire: Wire;
-  readonly #delivery: Delivery<Connection<Data>>;
-  #handlers: OtherHandlers<Data> | undefined;
+  // deno-lint-ignore no-explicit-any
+  readonly #delivery: Delivery<Connection<any>>;
+  // deno-lint-ignore no-explicit-any
+  #handlers: OtherHandlers<any> | undefined;
   #drain: DrainWaiters | undefined;
   // DOM listeners, wrapped so that a throwing listener cannot crash Deno.
   #wrappers: Map<string, WeakMap<object, EventListener>> | undefined;

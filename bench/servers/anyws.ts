@@ -26,7 +26,7 @@ const server = serve({
   onEstablish(conn) {
     conn.on("message", (conn, data) => conn.send(data));
   },
-  fallback(request) {
+  fallback(request): Response {
     const path = new URL(request.url).pathname;
     if (path === "/broadcast") {
       return new Response(String(server.broadcast(BROADCAST)));

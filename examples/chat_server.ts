@@ -44,14 +44,14 @@
  * because someone else sends too much:
  * - **A rate limit per connection** ({@linkcode RATE_LIMIT}): each message
  *   takes a token from a bucket of 20 that refills at 5 per second. A message
- *   without a token is dropped before it is parsed. So is a message from a
- *   connection that does not read what it is sent (its own buffer is over
+ *   without a token is dropped, and so is a message from a connection that
+ *   does not read what it is sent (its own buffer is over
  *   {@linkcode SLOW_MEMBER_BYTES}). A dropped message is answered with an
  *   `error` whose `retryIn` says how long to wait; those dropped within that
- *   time get no answer, so a flooder that does not read cannot fill its own
- *   buffer with answers. A client that waits as told always gets an answer.
- *   A client can open more connections to send more: this stops mistakes and
- *   single scripts, not a determined attacker.
+ *   time get no answer (nor are they parsed), so a flooder that does not
+ *   read cannot fill its own buffer with answers. A client that waits as
+ *   told always gets an answer. A client can open more connections to send
+ *   more: this stops mistakes and single scripts, not a determined attacker.
  * - **Slow members are skipped, not closed.** anyws closes a connection
  *   whose outgoing buffer passes its `maxBufferedAmount` (16 MiB) with 1008
  *   "send buffer full"; before the rate limit, one client sending 2000-char
@@ -60,12 +60,12 @@
  *   `bufferedAmount` is over {@linkcode SLOW_MEMBER_BYTES} leaves the room's
  *   topic until `drained()` says its buffer is down to
  *   {@linkcode CAUGHT_UP_BYTES}; then it rejoins and gets a `skipped` notice
- *   with the number of lines it missed. Its buffer stays within one line of
+ *   with the number of lines it missed (none: no notice). Its buffer stays within one line of
  *   the threshold, far from 16 MiB, and its connection stays open. Lines from
  *   other instances (with a broker) arrive without passing through this
  *   code, so then a sweep every {@linkcode SWEEP_MS} ms checks every member
- *   too (their `count` is a lower bound: only this instance's lines are
- *   counted).
+ *   too (then `count` is a lower bound, maybe 0: only this instance's lines
+ *   are counted).
  *
  * The page (chat_page.html) is read once at start-up.
  *
@@ -383,16 +383,21 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     member.conn.drained({ highWaterMark: CAUGHT_UP_BYTES }).then(() => {
       member.behind = false;
       const { room, skipped } = member;
-      send(member.conn, {
-        type: "skipped",
-        room,
-        count: skipped,
-        message: `Your connection fell behind, so ${
-          options.broker ? "at least " : ""
-        }${skipped} line${skipped === 1 ? "" : "s"} in "${room}" ${
-          skipped === 1 ? "was" : "were"
-        } skipped.`,
-      });
+      // Lines from other instances are not counted: with a broker, some may
+      // have been skipped even when none from here were.
+      if (skipped > 0 || options.broker) {
+        const lines = skipped === 1 ? "line was" : "lines were";
+        send(member.conn, {
+          type: "skipped",
+          room,
+          count: skipped,
+          message: skipped === 0
+            ? `Your connection fell behind, so lines in "${room}" from other servers may have been skipped.`
+            : `Your connection fell behind, so ${
+              options.broker ? "at least " : ""
+            }${skipped} ${lines} skipped in "${room}".`,
+        });
+      }
       subscribe(member);
     }, () => {}); // closed meanwhile
   };
@@ -411,6 +416,7 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
     member.joinPending = true;
     if (room !== member.room) {
       leave(member);
+      member.skipped = 0; // what it missed there no longer matters
       if (!member.behind) member.conn.unsubscribe(member.room);
       member.room = room;
       enter(member);

@@ -538,7 +538,7 @@ browserTest(
   "the chat page shows the server's notice that lines were skipped, until dismissed",
   async (browser) => {
     const message =
-      'Your connection fell behind, so 37 lines in "lobby" were skipped.';
+      'Your connection fell behind, so 37 lines were skipped in "lobby".';
     const server = standIn([], [
       { type: "said", name: "Ann", text: "before", at: Date.now() },
       { type: "skipped", room: "lobby", count: 37, message },

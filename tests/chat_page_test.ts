@@ -117,13 +117,14 @@ async function openPage(
       problems.push(`HTTP ${response.status()}: ${response.url()}`);
     }
   });
-  if (options.clock) await page.clock.install();
-  await page.goto(url);
   if (options.clock) {
-    // From now on the page's timers fire only when the test moves its clock.
-    const now = await page.evaluate(() => Date.now());
-    await page.clock.pauseAt(now + 100);
+    // The page's timers fire only when the test moves its clock, from the
+    // start (a clock paused after loading may already have fired a retry).
+    const start = Date.now();
+    await page.clock.install({ time: start });
+    await page.clock.pauseAt(start + 1);
   }
+  await page.goto(url);
   return { page, context, problems };
 }
 

@@ -115,6 +115,8 @@ interface Said {
   name: string;
   text: string;
   at: number;
+  mine?: true;
+  id?: string;
 }
 
 async function nextJson(conn: Connection, what: string): Promise<unknown> {
@@ -123,7 +125,7 @@ async function nextJson(conn: Connection, what: string): Promise<unknown> {
   return message.json();
 }
 
-Deno.test("chat_server.ts serves the page with the element ids its script uses", async () => {
+Deno.test("chat_server.ts serves the page with every element id its script uses, and no icon request fails", async () => {
   await using example = chatServer();
   const address = await within(example.address, "the address", START_UNITS);
   assertEquals(address.protocol, "http:");
@@ -135,13 +137,21 @@ Deno.test("chat_server.ts serves the page with the element ids its script uses",
     "text/html; charset=utf-8",
   );
   const html = await response.text();
-  for (const id of ["name", "text", "send", "log", "status"]) {
-    assertStringIncludes(html, `id="${id}"`);
-  }
-  assertStringIncludes(html, "connecting");
+  const script = /<script type="module">([\s\S]*?)<\/script>/.exec(html)?.[1];
+  assert(script, "the page has an inline module script");
+  const ids = [...script.matchAll(/\$\("([\w-]+)"\)/g)].map((match) =>
+    match[1]
+  );
+  assert(ids.length >= 10, `the script looks up ${ids.length} elements`);
+  for (const id of ids) assertStringIncludes(html, `id="${id}"`);
+  assertStringIncludes(html, ">connecting<");
   // User text must reach the page as text, never as markup.
   assertStringIncludes(html, "textContent");
   assert(!html.includes("innerHTML"), "the page must not use innerHTML");
+  // The icon is inline; a request for the classic one gets 204, not 404.
+  assertMatch(html, /<link rel="icon"\s+href="data:image\/svg\+xml,/);
+  const icon = await fetch(new URL("/favicon.ico", address));
+  assertEquals([icon.status, await icon.text()], [204, ""]);
 
   const missing = await fetch(new URL("/nope", address));
   assertEquals([missing.status, await missing.text()], [404, "Not Found\n"]);
@@ -150,7 +160,7 @@ Deno.test("chat_server.ts serves the page with the element ids its script uses",
   assertEquals(plain.status, 426);
 });
 
-Deno.test("chat_server.ts broadcasts each chat line to every client, verbatim", async () => {
+Deno.test("chat_server.ts broadcasts each chat line verbatim, and gives the sender its own copy marked with its id", async () => {
   await using example = chatServer();
   const address = await within(example.address, "the address", START_UNITS);
   await using alice = await connect(wsOf(address, "/ws"));
@@ -158,29 +168,44 @@ Deno.test("chat_server.ts broadcasts each chat line to every client, verbatim", 
 
   const text = `<img src=x onerror="alert(1)"> & "quotes" ✓`;
   const before = Date.now();
-  alice.send(JSON.stringify({ type: "say", name: "alice", text }));
+  alice.send(JSON.stringify({ type: "say", name: "alice", text, id: "a1" }));
   const toAlice = await nextJson(alice, "alice's copy") as Said;
   const toBob = await nextJson(bob, "bob's copy") as Said;
   const after = Date.now();
 
-  assertEquals(toAlice, toBob);
-  assertEquals({ ...toAlice, at: 0 }, {
+  assertEquals({ ...toBob, at: 0 }, {
     type: "said",
     name: "alice",
     text,
     at: 0,
   });
+  assertEquals(toAlice, { ...toBob, mine: true, id: "a1" });
   assert(
-    toAlice.at >= before - UNIT_MS && toAlice.at <= after + UNIT_MS,
-    `"at" should be the server's clock in ms, got ${toAlice.at}`,
+    toBob.at >= before - UNIT_MS && toBob.at <= after + UNIT_MS,
+    `"at" should be the server's clock in ms, got ${toBob.at}`,
   );
 
+  // Without an id, the sender's copy has none.
   bob.send(JSON.stringify({ type: "say", name: "bob", text: "hi alice" }));
   assertEquals(
     (await nextJson(alice, "bob's line") as Said).text,
     "hi alice",
   );
-  assertEquals((await nextJson(bob, "bob's own line") as Said).name, "bob");
+  const own = await nextJson(bob, "bob's own line") as Said;
+  assertEquals([own.name, own.mine, "id" in own], ["bob", true, false]);
+});
+
+Deno.test("chat_server.ts answers a ping with a pong, and a join of the current room with joined", async () => {
+  await using example = chatServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  await using conn = await connect(wsOf(address, "/ws"));
+  conn.send('{"type":"ping"}');
+  assertEquals(await nextJson(conn, "the pong"), { type: "pong" });
+  conn.send(JSON.stringify({ type: "join", room: "lobby" }));
+  assertEquals(await nextJson(conn, "the answer"), {
+    type: "joined",
+    room: "lobby",
+  });
 });
 
 Deno.test("chat_server.ts answers bad input with an error to the sender only and stays open", async () => {
@@ -189,47 +214,60 @@ Deno.test("chat_server.ts answers bad input with an error to the sender only and
   await using alice = await connect(wsOf(address, "/ws"));
   await using bob = await connect(wsOf(address, "/ws"));
 
-  const cases: [string | Uint8Array, string][] = [
-    ["[1, 2]", "Cannot chat: expected a JSON object"],
-    ["null", "Cannot chat: expected a JSON object"],
-    [
-      '{"type":"shout","name":"a","text":"b"}',
-      'Cannot chat: unknown message type "shout" (expected "say" or "join")',
-    ],
-    [
-      '{"name":"a","text":"b"}',
-      'Cannot chat: unknown message type undefined (expected "say" or "join")',
-    ],
-    [
-      '{"type":"say","text":"b"}',
-      'Cannot chat: "name" must be a non-empty string',
-    ],
-    [
-      '{"type":"say","name":"a","text":"   "}',
-      'Cannot chat: "text" must be a non-empty string',
-    ],
-    [
-      '{"type":"say","name":"a","text":42}',
-      'Cannot chat: "text" must be a non-empty string',
-    ],
-    [
-      JSON.stringify({ type: "say", name: "n".repeat(65), text: "b" }),
-      'Cannot chat: "name" is 65 characters long, the limit is 64',
-    ],
-    [
-      JSON.stringify({ type: "say", name: "a", text: "t".repeat(2001) }),
-      'Cannot chat: "text" is 2001 characters long, the limit is 2000',
-    ],
-    [
-      new Uint8Array([123, 125]),
-      "Cannot chat: send JSON text, not binary data",
-    ],
+  const say = (fields: Record<string, unknown>) =>
+    JSON.stringify({ type: "say", ...fields });
+  const cases: [string | Uint8Array, Record<string, unknown>][] = [
+    ["[1, 2]", { message: "Cannot chat: expected a JSON object" }],
+    ["null", { message: "Cannot chat: expected a JSON object" }],
+    ['{"type":"shout","name":"a","text":"b"}', {
+      message:
+        'Cannot chat: unknown message type "shout" (expected "say", "join" or "ping")',
+    }],
+    ['{"name":"a","text":"b"}', {
+      message:
+        'Cannot chat: unknown message type undefined (expected "say", "join" or "ping")',
+    }],
+    ['{"type":"say","text":"b"}', {
+      message: 'Cannot chat: "name" must be a non-empty string',
+    }],
+    [say({ name: "a", text: "   " }), {
+      message: 'Cannot chat: "text" must be a non-empty string',
+    }],
+    [say({ name: "a", text: 42, id: "7" }), {
+      message: 'Cannot chat: "text" must be a non-empty string',
+      id: "7",
+    }],
+    [say({ name: "n".repeat(65), text: "b" }), {
+      message: 'Cannot chat: "name" is 65 characters long, the limit is 64',
+    }],
+    [say({ name: "a", text: "t".repeat(2001), id: "long" }), {
+      message: 'Cannot chat: "text" is 2001 characters long, the limit is 2000',
+      id: "long",
+    }],
+    // A name on two lines could pose as a second chat line.
+    [say({ name: "eve\nbob", text: "b" }), {
+      message:
+        'Cannot chat: "name" must be one line without control characters',
+    }],
+    [say({ name: "a", text: "b", id: 7 }), {
+      message: 'Cannot chat: "id" must be a string of 1 to 64 characters',
+    }],
+    [say({ name: "a", text: "b", id: "i".repeat(65) }), {
+      message: 'Cannot chat: "id" must be a string of 1 to 64 characters',
+    }],
+    [JSON.stringify({ type: "join", room: "a\u2028b" }), {
+      message:
+        'Cannot join: "room" must be one line without control characters',
+    }],
+    [new Uint8Array([123, 125]), {
+      message: "Cannot chat: send JSON text, not binary data",
+    }],
   ];
   for (const [sent, expected] of cases) {
     alice.send(sent);
     assertEquals(
       await nextJson(alice, `the error for ${String(sent).slice(0, 40)}`),
-      { type: "error", message: expected },
+      { type: "error", ...expected },
     );
   }
   alice.send("{not json");
@@ -249,6 +287,52 @@ Deno.test("chat_server.ts answers bad input with an error to the sender only and
     "still here",
   );
   assertEquals((await nextJson(bob, "bob's copy") as Said).text, "still here");
+});
+
+Deno.test("chat_server.ts takes 20 messages at once, answers the first one over with retryIn, ignores the rest, and takes more after retryIn", async () => {
+  await using example = chatServer();
+  const address = await within(example.address, "the address", START_UNITS);
+  await using alice = await connect(wsOf(address, "/ws"));
+  await using bob = await connect(wsOf(address, "/ws"));
+
+  const line = (i: number) =>
+    JSON.stringify({
+      type: "say",
+      name: "alice",
+      text: `line ${i}`,
+      id: `${i}`,
+    });
+  for (let i = 1; i <= 30; i++) alice.send(line(i));
+  for (let i = 1; i <= 20; i++) {
+    assertEquals((await nextJson(alice, `line ${i}`) as Said).id, `${i}`);
+    assertEquals(
+      (await nextJson(bob, `bob's line ${i}`) as Said).text,
+      `line ${i}`,
+    );
+  }
+  const refusal = await nextJson(alice, "the refusal") as {
+    message: string;
+    id: string;
+    retryIn: number;
+  };
+  assertEquals(refusal.id, "21");
+  assertMatch(
+    refusal.message,
+    /^Slow down: at most 5 messages a second \(20 at once\)\. Try again in 0\.[12] s\.$/,
+  );
+  assert(
+    refusal.retryIn > 0 && refusal.retryIn <= 200,
+    `retryIn is ${refusal.retryIn} ms`,
+  );
+
+  // Waiting as told is enough (this wait is what the test checks, not a
+  // synchronization): line 31 goes through. Alice's next message is its
+  // copy, so lines 22 to 30 got no answer (answers come in order), and
+  // Bob's next line is line 31, so none of them reached the room either.
+  await new Promise((resolve) => setTimeout(resolve, refusal.retryIn));
+  alice.send(line(31));
+  assertEquals((await nextJson(alice, "line 31") as Said).id, "31");
+  assertEquals((await nextJson(bob, "bob's line 31") as Said).text, "line 31");
 });
 
 Deno.test("chat_server.ts closes a connection that sends a message over 64 KiB with 1009", async () => {

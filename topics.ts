@@ -301,7 +301,9 @@ export class Topics implements AsyncDisposable {
    * await using server = serve({
    *   port: 0,
    *   onListen() {},
-   *   onEstablish: (conn) => server.topics.subscribe(conn, "news"),
+   *   async onEstablish(conn) {
+   *     await server.topics.subscribe(conn, "news");
+   *   },
    * });
    * ```
    */
@@ -375,7 +377,9 @@ export class Topics implements AsyncDisposable {
    * await using server = serve({
    *   port: 0,
    *   onListen() {},
-   *   onEstablish: (conn) => console.log(server.topics.topicsOf(conn)),
+   *   onEstablish(conn) {
+   *     console.log(server.topics.topicsOf(conn));
+   *   },
    * });
    * ```
    */

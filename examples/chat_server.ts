@@ -193,6 +193,10 @@ export function parseClientMessage(
       error: 'Cannot join: "room" must be one line without control characters',
     };
   }
+  if (!room.isWellFormed()) {
+    // Topic names must round-trip through every broker (see topics.ts).
+    return { error: 'Cannot join: "room" must be well-formed Unicode' };
+  }
   return { type: "join", room };
 }
 
@@ -561,6 +565,10 @@ export function startChatServer(options: ChatServerOptions = {}): Server {
   return server;
 }
 
+// A computed specifier, so that Deno does not fetch the Redis client (an
+// npm package) when the demo runs without REDIS_URL.
+const REDIS_BROKER = new URL("../redis_broker.ts", import.meta.url).href;
+
 if (import.meta.main) {
   const port = Number(Deno.env.get("PORT") ?? "8000");
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -580,7 +588,8 @@ if (import.meta.main) {
     ? Deno.env.get("REDIS_URL")
     : undefined;
   const broker = redisUrl
-    ? new (await import("../redis_broker.ts")).RedisBroker({ url: redisUrl })
+    ? new (await import(REDIS_BROKER) as typeof import("../redis_broker.ts"))
+      .RedisBroker({ url: redisUrl })
     : undefined;
   const server = startChatServer({
     port,

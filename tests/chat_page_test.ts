@@ -18,7 +18,7 @@ import {
   type BrowserContext,
   chromium,
   type Page,
-} from "playwright-core";
+} from "npm:playwright-core@1.65.1";
 import {
   MAX_TEXT_LENGTH,
   RATE_LIMIT,

@@ -266,7 +266,8 @@ async function openSocket<T>(
       );
     }, { once: true });
     socket.addEventListener("open", () => {
-      const problem = checkSubprotocol(protocols, socket.protocol);
+      const problem = checkSubprotocol(protocols, socket.protocol) ??
+        checkExtensions(socket.extensions);
       if (problem) {
         socket.close();
         reject(new ConnectError(problem, target));
@@ -364,6 +365,18 @@ export class Client {
   connect(url: string | URL): Promise<Connection> {
     return connect(url, this.options);
   }
+}
+
+/**
+ * RFC 6455 4.1: the client must fail a connection whose 101 names an
+ * extension it did not offer. Deno offers none, yet opens such a connection
+ * (the frames it then reads would be misunderstood); the name shows in
+ * `socket.extensions`.
+ */
+function checkExtensions(extensions: string): string | undefined {
+  return extensions === ""
+    ? undefined
+    : `the server chose an extension the client never offered: ${extensions}`;
 }
 
 function checkSubprotocol(

@@ -296,3 +296,23 @@ Deno.test("serve() and connect() work over IPv6 loopback and remoteAddr says so"
   serverConn.send("over v6");
   assertEquals(`${await within(conn.nextMessage(), "the message")}`, "over v6");
 });
+
+Deno.test("connect() fails a connection whose 101 names an extension the client never offered (RFC 6455 4.1), which Deno's WebSocket would open", async () => {
+  await using raw = new RawServer();
+  const attempt = connect(raw.url);
+  const { peer } = await within(
+    raw.acceptWebSocket({ "sec-websocket-extensions": "permessage-deflate" }),
+    "the handshake",
+  );
+  await within(
+    assertRejects(
+      () => attempt,
+      ConnectError,
+      "the server chose an extension the client never offered: permessage-deflate",
+    ),
+    "the refusal",
+  );
+  // The client closes the socket it refused.
+  const frame = await within(peer.readFrame(), "the client's close frame");
+  assertEquals(frame?.opcode, 8);
+});

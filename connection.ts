@@ -79,6 +79,7 @@ import {
   type ReconnectingWireHost,
 } from "./_connection/reconnecting_wire.ts";
 import { Wire } from "./_connection/wire.ts";
+import { finishCallbacks } from "./_connection/finish_callbacks.ts";
 
 // The public names of the files around this one, so that
 // "@anyws/anyws/connection" offers everything about connections.
@@ -314,8 +315,9 @@ export class Connection<Data = unknown> extends EventTarget {
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #failure: Error | undefined;
   #closeInfo: CloseInfo | undefined;
-  #closedResolve!: (info: CloseInfo) => void;
-  readonly #closed: Promise<CloseInfo>;
+  // Made on first read: most connections are never awaited.
+  #closedResolve: ((info: CloseInfo) => void) | undefined;
+  #closed: Promise<CloseInfo> | undefined;
 
   /**
    * Application data: what a server's `authorize` hook attached, or anything
@@ -372,7 +374,6 @@ export class Connection<Data = unknown> extends EventTarget {
     this.#subprotocol = options.subprotocol;
     this.#topics = options.topics;
     this.data = options.data as Data;
-    this.#closed = new Promise((resolve) => this.#closedResolve = resolve);
     const host = new Connection.#Host(this);
     this.#delivery = new Delivery<Connection<Data>>(this, host, limits);
     const reconnector = this.#reconnector = options.reconnect;
@@ -476,6 +477,15 @@ export class Connection<Data = unknown> extends EventTarget {
    * ```
    */
   get closed(): Promise<CloseInfo> {
+    if (!this.#closed) {
+      if (this.#closeInfo) {
+        this.#closed = Promise.resolve(this.#closeInfo);
+      } else {
+        const { promise, resolve } = Promise.withResolvers<CloseInfo>();
+        this.#closed = promise;
+        this.#closedResolve = resolve;
+      }
+    }
     return this.#closed;
   }
 
@@ -808,7 +818,7 @@ export class Connection<Data = unknown> extends EventTarget {
     signal?.throwIfAborted();
     if (this.#closeInfo) throw new ConnectionClosedError(this.#closeInfo);
     if (this.#closeRequested) {
-      throw new ConnectionClosedError(await this.#closed);
+      throw new ConnectionClosedError(await this.closed);
     }
     this.send(data);
     await this.drained(signal ? { signal } : {});
@@ -1097,7 +1107,7 @@ export class Connection<Data = unknown> extends EventTarget {
    */
   async [Symbol.asyncDispose](): Promise<void> {
     this.#startClose(CLOSE_CODE.NORMAL, undefined);
-    await this.#closed;
+    await this.closed;
   }
 
   /**
@@ -1462,7 +1472,12 @@ export class Connection<Data = unknown> extends EventTarget {
         reason: info.reason,
         wasClean: info.wasClean,
       }));
-    this.#closedResolve(info);
+    this.#closedResolve?.(info);
+    const done = finishCallbacks.get(this);
+    if (done) {
+      finishCallbacks.delete(this);
+      done();
+    }
   }
 
   /**

@@ -20,6 +20,7 @@
  * @module
  */
 
+import { finishCallbacks } from "./_connection/finish_callbacks.ts";
 import { Connection } from "./connection.ts";
 import { RESOLVED_LIMITS, type ResolvedOptions } from "./connection_options.ts";
 import {
@@ -219,7 +220,7 @@ export class Server<Data = unknown> implements AsyncDisposable {
     this.#ownsTopics = options.topics === undefined;
     const handler = buildHandler(options, this.#topics, (conn) => {
       this.#connections.add(conn);
-      conn.closed.then(() => this.#connections.delete(conn));
+      finishCallbacks.set(conn, () => this.#connections.delete(conn));
     });
     this.#http = new Listener(
       {

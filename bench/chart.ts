@@ -42,8 +42,8 @@ const BAR_GAP = 3;
 const GROUP_GAP = 12;
 const LEGEND_TOP = 28;
 const LEGEND_ROW = 18;
-const LEGEND_COLUMN = 250;
-const LEGEND_COLUMNS = 3;
+const LEGEND_COLUMN = 300;
+const LEGEND_COLUMNS = 2;
 
 function escape(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(

@@ -48,6 +48,11 @@ export interface LoadConfig {
   broadcasts?: number;
   /** churn/idle: handshakes in flight at once. */
   concurrency?: number;
+  /**
+   * How many windows the measurement is cut into (the figure is the median
+   * over the quieter half): echo, churn (per phase), idle.
+   */
+  windows?: number;
 }
 
 /** The JSON of a server's `GET /stats` (see servers/_stats.ts). */
@@ -98,7 +103,8 @@ class ServerControl {
 
   /**
    * Waits until the server counts `open` connections (its own handlers have
-   * run), polling every 5 ms; then reads the stats with `gc`.
+   * run), polling every 5 ms, then 20 ms more for work they left queued;
+   * then reads the stats with `gc`.
    */
   async settle(open: number, gc?: "minor" | "full"): Promise<Stats> {
     const deadline = performance.now() + 30_000;
@@ -108,20 +114,40 @@ class ServerControl {
       }
       await delay(5);
     }
+    await delay(20);
     return await this.stats(gc);
   }
 }
 
-/** Wall time and the CPU both sides used over one or more windows. */
-class Meter {
-  wall = 0;
+/** One measured window. */
+interface Window {
+  /** Operations done in it (round trips, handshakes, deliveries...). */
+  ops: number;
+  wall: number;
   /** Server CPU seconds, from its getrusage. */
-  serverCpu = 0;
+  serverCpu: number;
   /** The part of it spent in the kernel. */
-  serverSystemCpu = 0;
+  serverSystemCpu: number;
   /** This process's CPU seconds. */
-  loadgenCpu = 0;
-  #start?: { wall: number; stats: Stats; self: number };
+  loadgenCpu: number;
+  /** CPU seconds the rest of the machine used (/proc/stat, 10 ms ticks). */
+  outsideCpu: number;
+}
+
+/**
+ * Windows of a scenario: wall time, the CPU each side used, and the outside
+ * load over each.
+ *
+ * Other jobs on the machine come in bursts, and a burst changes what an
+ * operation costs the server (its batches grow, its caches go cold). So each
+ * scenario measures several windows, and its cost per operation is the
+ * median over the quieter half of them (those with the least outside load):
+ * this picks no contender, and a burst that lands on one window does not
+ * move the figure.
+ */
+class Meter {
+  readonly windows: Window[] = [];
+  #start?: { wall: number; stats: Stats; self: number; machine: number };
 
   /** Opens a window; `stats` were read just before. */
   begin(stats: Stats): void {
@@ -129,26 +155,83 @@ class Meter {
       wall: performance.now(),
       stats,
       self: selfCpuSeconds(),
+      machine: machineBusySeconds(),
     };
   }
 
-  /** Closes the window; `stats` were read just before. Returns its wall s. */
-  end(stats: Stats): number {
+  /** Closes the window after `ops` operations; `stats` were read just before. */
+  end(stats: Stats, ops: number): Window {
     const start = this.#start!;
     const wall = (performance.now() - start.wall) / 1000;
-    this.wall += wall;
-    this.serverCpu += (stats.cpu - start.stats.cpu) / 1e6;
-    this.serverSystemCpu += (stats.system - start.stats.system) / 1e6;
-    this.loadgenCpu += selfCpuSeconds() - start.self;
-    return wall;
+    const serverCpu = (stats.cpu - start.stats.cpu) / 1e6;
+    const loadgenCpu = selfCpuSeconds() - start.self;
+    const machine = machineBusySeconds() - start.machine;
+    const window = {
+      ops,
+      wall,
+      serverCpu,
+      serverSystemCpu: (stats.system - start.stats.system) / 1e6,
+      loadgenCpu,
+      outsideCpu: Math.max(0, machine - serverCpu - loadgenCpu),
+    };
+    this.windows.push(window);
+    return window;
   }
 
-  /** Each side's CPU as a share of one core over the windows. */
-  shares(): { serverCpu: number; loadgenCpu: number; serverSystem: number } {
+  /** Totals over every window. */
+  get total(): Window {
+    const sum = (pick: (w: Window) => number) =>
+      this.windows.reduce((total, w) => total + pick(w), 0);
     return {
-      serverCpu: this.serverCpu / this.wall,
-      loadgenCpu: this.loadgenCpu / this.wall,
-      serverSystem: this.serverSystemCpu / this.serverCpu,
+      ops: sum((w) => w.ops),
+      wall: sum((w) => w.wall),
+      serverCpu: sum((w) => w.serverCpu),
+      serverSystemCpu: sum((w) => w.serverSystemCpu),
+      loadgenCpu: sum((w) => w.loadgenCpu),
+      outsideCpu: sum((w) => w.outsideCpu),
+    };
+  }
+
+  /**
+   * Server CPU µs per operation: the median over the quieter half of the
+   * windows (all of them if there are fewer than three).
+   */
+  serverMicrosPerOp(): number {
+    const quiet = [...this.windows].sort((a, b) =>
+      a.outsideCpu / a.wall - b.outsideCpu / b.wall
+    );
+    const kept = quiet.length < 3
+      ? quiet
+      : quiet.slice(0, Math.ceil(quiet.length / 2));
+    return median(kept.map((w) => w.serverCpu / w.ops * 1e6));
+  }
+
+  /** Each window as text, for ANYWS_BENCH_DEBUG. */
+  describe(): string {
+    return this.windows.map((w) =>
+      `${(w.serverCpu / w.ops * 1e6).toFixed(1)} µs/op @ ${
+        (w.outsideCpu / w.wall * 100).toFixed(0)
+      }% outside`
+    ).join("; ");
+  }
+
+  /** Figures common to every scenario. */
+  summary(): Record<string, number> {
+    if (Deno.env.get("ANYWS_BENCH_DEBUG")) console.error(this.describe());
+    const t = this.total;
+    return {
+      serverCpu: t.serverCpu / t.wall,
+      loadgenCpu: t.loadgenCpu / t.wall,
+      serverSystem: t.serverSystemCpu / t.serverCpu,
+      windows: this.windows.length,
+      // Over every window, for comparison with the quieter-half figure.
+      serverCpuMicrosAllWindows: t.serverCpu / t.ops * 1e6,
+      windowOutsideMin: Math.min(
+        ...this.windows.map((w) => w.outsideCpu / w.wall),
+      ),
+      windowOutsideMax: Math.max(
+        ...this.windows.map((w) => w.outsideCpu / w.wall),
+      ),
     };
   }
 }
@@ -419,27 +502,30 @@ async function echo(config: LoadConfig, server: ServerControl) {
   const during = <T>(promise: Promise<T>) => Promise.race([promise, failed]);
 
   const meter = new Meter();
-  let messages = 0;
+  const windows = config.windows ?? 5;
   try {
     await during(delay((config.warmup ?? 1) * 1000));
-    meter.begin(await during(server.stats()));
-    const before = received;
-    await during(delay((config.duration ?? 2) * 1000));
-    const stats = await during(server.stats());
-    messages = received - before;
-    meter.end(stats);
+    let stats = await during(server.stats());
+    for (let w = 0; w < windows; w++) {
+      meter.begin(stats);
+      const before = received;
+      await during(delay((config.duration ?? 2) * 1000 / windows));
+      stats = await during(server.stats());
+      meter.end(stats, received - before);
+    }
   } finally {
     running = false;
     for (const { conn } of clients) drop(conn);
     await Promise.allSettled(loops);
   }
+  const total = meter.total;
   return {
-    ...meter.shares(),
-    seconds: meter.wall,
-    messages,
-    roundTripsPerSecond: messages / meter.wall,
-    serverCpuMicros: meter.serverCpu / messages * 1e6,
-    loadgenCpuMicros: meter.loadgenCpu / messages * 1e6,
+    ...meter.summary(),
+    seconds: total.wall,
+    messages: total.ops,
+    roundTripsPerSecond: total.ops / total.wall,
+    serverCpuMicros: meter.serverMicrosPerOp(),
+    loadgenCpuMicros: total.loadgenCpu / total.ops * 1e6,
     // Since the first message, warm-up included (for bench/profile.ts).
     totalMessages: received,
   };
@@ -470,16 +556,16 @@ async function latency(config: LoadConfig, server: ServerControl) {
       await trip();
       samples[i] = performance.now() - start;
     }
-    meter.end(await server.stats());
+    meter.end(await server.stats(), trips);
     samples.sort();
     const at = (q: number) =>
       samples[Math.min(trips - 1, Math.floor(q * trips))]! * 1000;
     return {
-      ...meter.shares(),
+      ...meter.summary(),
       trips,
       p50Micros: at(0.5),
       p99Micros: at(0.99),
-      serverCpuMicros: meter.serverCpu / trips * 1e6,
+      serverCpuMicros: meter.serverMicrosPerOp(),
     };
   } finally {
     drop(conn);
@@ -493,38 +579,69 @@ async function latency(config: LoadConfig, server: ServerControl) {
  *   counts them all open;
  * - the close handshake on all of them, until the server counts none.
  *
- * Each window ends with a minor GC in the server, so the garbage the window
- * made is paid in it, and the server's CPU over it is divided by the count.
+ * Each phase is measured in `windows` batches; each window ends with a
+ * minor GC in the server, so the garbage it made is paid in it, and the
+ * server's CPU over it is divided by its count. A full GC runs before each
+ * phase, outside the windows.
  */
 async function churn(config: LoadConfig, server: ServerControl) {
   const n = config.connections ?? 2000;
   const concurrency = config.concurrency ?? 50;
   const warm = config.warmupConnections ?? 500;
+  const windows = config.windows ?? 5;
+  const batch = Math.ceil(n / windows);
   await closeMany(await openMany(config.port, warm, concurrency), concurrency);
 
+  // Rates as the clients see them: the time spent opening (or closing) only.
+  let openSeconds = 0;
+  let closeSeconds = 0;
   const setup = new Meter();
-  setup.begin(await server.settle(0, "minor"));
-  const clients = await openMany(config.port, n, concurrency);
-  setup.end(await server.settle(n, "minor"));
+  const clients: Client[] = [];
+  let stats = await server.settle(0, "full");
+  while (clients.length < n) {
+    setup.begin(stats);
+    const more = Math.min(batch, n - clients.length);
+    const start = performance.now();
+    clients.push(...await openMany(config.port, more, concurrency));
+    openSeconds += (performance.now() - start) / 1000;
+    stats = await server.settle(clients.length, "minor");
+    setup.end(stats, more);
+  }
 
+  // The full collection that the heap's growth calls for falls between
+  // the phases, in neither: it is the cost of holding connections (see the
+  // memory figures), not of opening or closing them.
+  stats = await server.stats("full");
   const teardown = new Meter();
-  teardown.begin(await server.stats());
-  await closeMany(clients, concurrency);
-  teardown.end(await server.settle(0, "minor"));
-  const setupShares = setup.shares();
-  const teardownShares = teardown.shares();
+  for (let done = 0; done < n;) {
+    teardown.begin(stats);
+    const some = clients.slice(done, done + batch);
+    const start = performance.now();
+    await closeMany(some, concurrency);
+    closeSeconds += (performance.now() - start) / 1000;
+    done += some.length;
+    stats = await server.settle(n - done, "minor");
+    teardown.end(stats, some.length);
+  }
+  const opened = setup.total;
+  const closed = teardown.total;
+  if (Deno.env.get("ANYWS_BENCH_DEBUG")) {
+    console.error(`handshakes: ${setup.describe()}`);
+    console.error(`closes: ${teardown.describe()}`);
+  }
   return {
     connections: n,
-    handshakeCpuMicros: setup.serverCpu / n * 1e6,
-    closeCpuMicros: teardown.serverCpu / n * 1e6,
-    handshakesPerSecond: n / setup.wall,
-    closesPerSecond: n / teardown.wall,
-    serverCpu: (setup.serverCpu + teardown.serverCpu) /
-      (setup.wall + teardown.wall),
-    loadgenCpu: (setup.loadgenCpu + teardown.loadgenCpu) /
-      (setup.wall + teardown.wall),
-    setupServerCpu: setupShares.serverCpu,
-    teardownServerCpu: teardownShares.serverCpu,
+    handshakeCpuMicros: setup.serverMicrosPerOp(),
+    closeCpuMicros: teardown.serverMicrosPerOp(),
+    handshakeCpuMicrosAllWindows: opened.serverCpu / n * 1e6,
+    closeCpuMicrosAllWindows: closed.serverCpu / n * 1e6,
+    handshakesPerSecond: n / openSeconds,
+    closesPerSecond: n / closeSeconds,
+    serverCpu: (opened.serverCpu + closed.serverCpu) /
+      (opened.wall + closed.wall),
+    loadgenCpu: (opened.loadgenCpu + closed.loadgenCpu) /
+      (opened.wall + closed.wall),
+    windows: setup.windows.length + teardown.windows.length,
   };
 }
 
@@ -582,28 +699,31 @@ async function idle(config: LoadConfig, server: ServerControl) {
 
   const meter = new Meter();
   const timings: (BroadcastTiming & { allReceivedMs: number })[] = [];
+  const windows = config.windows ?? 4;
+  const perWindow = Math.max(1, Math.round((config.broadcasts ?? 8) / windows));
   try {
     for (let b = 0; b < 2; b++) await broadcastOnce();
-    meter.begin(await server.stats());
-    for (let b = 0; b < (config.broadcasts ?? 5); b++) {
-      timings.push(await broadcastOnce());
+    let stats = await server.stats();
+    for (let w = 0; w < windows; w++) {
+      meter.begin(stats);
+      for (let b = 0; b < perWindow; b++) timings.push(await broadcastOnce());
+      stats = await server.stats();
+      meter.end(stats, n * perWindow);
     }
-    meter.end(await server.stats());
   } finally {
     for (const { conn } of clients) drop(conn);
     await Promise.allSettled(loops);
   }
-  const deliveries = n * timings.length;
   const med = (pick: (t: (typeof timings)[number]) => number) =>
     median(timings.map(pick));
   return {
-    ...meter.shares(),
+    ...meter.summary(),
     connections: n,
     heapBytesPerConnection: (loaded.heap - base.heap) / n,
     rssBytesPerConnection: (loaded.rss - base.rss) / n,
     rssBefore: base.rss,
     rssAfter: loaded.rss,
-    serverCpuMicrosPerDelivery: meter.serverCpu / deliveries * 1e6,
+    serverCpuMicrosPerDelivery: meter.serverMicrosPerOp(),
     sendLoopMicrosPerRecipient: med((t) => t.loopMicros) / n,
     sendLoopCpuMicrosPerRecipient: med((t) => t.loopCpuMicros) / n,
     allReceivedMs: med((t) => t.allReceivedMs),

@@ -93,6 +93,7 @@ const SCENARIOS: Scenario[] = [
       // Servers start fresh: the JIT must be done before the window opens.
       warmup: QUICK ? 0.8 : 1.5,
       duration: QUICK ? 1 : 2,
+      windows: 5,
     },
     styles: STYLES,
   },
@@ -105,6 +106,7 @@ const SCENARIOS: Scenario[] = [
       pipeline: 16,
       warmup: QUICK ? 0.8 : 1.5,
       duration: QUICK ? 1 : 2,
+      windows: 5,
     },
     styles: STYLES,
   },
@@ -122,9 +124,10 @@ const SCENARIOS: Scenario[] = [
     id: "churn",
     config: {
       scenario: "churn",
-      connections: QUICK ? 1000 : 3000,
+      connections: QUICK ? 1000 : 4000,
       warmupConnections: QUICK ? 300 : 1000,
       concurrency: 50,
+      windows: 5,
     },
     styles: STYLES,
   },
@@ -136,6 +139,7 @@ const SCENARIOS: Scenario[] = [
       warmupConnections: 200,
       broadcasts: QUICK ? 5 : 20,
       concurrency: 100,
+      windows: 5,
     },
     styles: STYLES,
   },
@@ -147,6 +151,7 @@ const SCENARIOS: Scenario[] = [
       warmupConnections: 500,
       broadcasts: QUICK ? 3 : 8,
       concurrency: 100,
+      windows: QUICK ? 3 : 4,
     },
     // The costliest scenario: memory per style is told apart at 1 000
     // already, and a broadcast does not depend on the style.
@@ -697,7 +702,7 @@ interface Sample {
 
 /** Outside load (share of a core) above which a sample is measured again. */
 const BUSY = 0.5;
-/** Measuring again is bounded: at most a quarter of the samples. */
+/** Measuring again is bounded: at most one sample in six. */
 let remeasures = 0;
 
 async function attempt(variant: Variant, scenario: Scenario) {
@@ -814,7 +819,7 @@ remeasures = Math.ceil(
   ROUNDS * scenarios.reduce(
     (sum, s) => sum + list.filter((v) => runsIn(v, s)).length,
     0,
-  ) / 4,
+  ) / 6,
 );
 for (let round = 0; round < ROUNDS; round++) {
   for (const [s, scenario] of scenarios.entries()) {

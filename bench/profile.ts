@@ -9,8 +9,8 @@
  * deno run -A tools/with_std.ts run -A bench/profile.ts --scenario=churn --raw
  * ```
  *
- * Scenarios: echo64, echo16k, churn, idle10k (longer than the bench's, for
- * enough samples). Writes the `.cpuprofile` (open it in Chrome DevTools) and
+ * Scenarios: echo64, echo16k, churn, open (handshakes only), idle10k (longer
+ * than the bench's, for enough samples). Writes the `.cpuprofile` (open it in Chrome DevTools) and
  * a summary `.md` under bench/results/profiles/ (not committed).
  *
  * @module
@@ -57,6 +57,15 @@ const CONFIGS: Record<string, Record<string, unknown>> = {
     scenario: "churn",
     connections: 8000,
     warmupConnections: 1000,
+    concurrency: 50,
+  },
+  // Handshakes only (and one broadcast): the open half of churn.
+  open: {
+    scenario: "idle",
+    connections: 8000,
+    warmupConnections: 1000,
+    broadcasts: 1,
+    windows: 1,
     concurrency: 50,
   },
   idle10k: {
@@ -125,10 +134,12 @@ while (!/READY (\d+)/.test(text)) {
   text += value;
 }
 const port = Number(/READY (\d+)/.exec(text)![1]);
-// Startup and the first second of load (module loading, the JIT) are left
-// out of the summary: the bench measures after its warm-up too.
+// Startup and the load generator's warm-up (module loading, the JIT) are
+// left out of the summary, as the bench measures after its warm-up too.
 const skipSeconds = Number(
-  flags.get("skip") ?? (performance.now() - spawnedAt) / 1000 + 1,
+  flags.get("skip") ??
+    (performance.now() - spawnedAt) / 1000 +
+      Number(config.warmup ?? 1) + 0.2,
 );
 // --syscalls: the server's system calls during the load, from perf's
 // syscall tracepoints (counts only; needs perf and tracefs).
@@ -260,11 +271,18 @@ walk(profile.nodes[0]!.id, new Set());
 
 const messages = (JSON.parse(result || "{}") as { totalMessages?: number })
   .totalMessages;
+// The mean sampling interval turns hits into milliseconds.
+const intervalMs = profile.timeDeltas.reduce((a, b) => a + b, 0) /
+  profile.timeDeltas.length / 1000;
 const pct = (hits: number) => `${(hits / busyHits * 100).toFixed(1)}%`;
 const rows = (map: Map<string, number>) =>
   [...map].filter(([k]) => !k.startsWith("(idle)") && !k.startsWith("(root)"))
     .sort((a, b) => b[1] - a[1]).slice(0, top)
-    .map(([k, hits]) => `| ${pct(hits)} | \`${k.replaceAll("|", "\\|")}\` |`);
+    .map(([k, hits]) =>
+      `| ${pct(hits)} | ${(hits * intervalMs).toFixed(0)} | \`${
+        k.replaceAll("|", "\\|")
+      }\` |`
+    );
 
 const summary = [
   `# ${name}`,
@@ -300,20 +318,20 @@ const summary = [
     : []),
   "## Self time by source file",
   "",
-  "| Share | File |",
-  "| ---: | --- |",
+  "| Share | ms | File |",
+  "| ---: | ---: | --- |",
   ...rows(perFile),
   "",
   "## Self time by function",
   "",
-  "| Share | Function |",
-  "| ---: | --- |",
+  "| Share | ms | Function |",
+  "| ---: | ---: | --- |",
   ...rows(self),
   "",
   "## Total time by function (with callees)",
   "",
-  "| Share | Function |",
-  "| ---: | --- |",
+  "| Share | ms | Function |",
+  "| ---: | ---: | --- |",
   ...rows(total),
   "",
 ].join("\n");

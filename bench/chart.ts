@@ -35,7 +35,7 @@ export interface Chart {
 }
 
 const COLORS = ["#2f6fdb", "#e0832f", "#3a9d5d", "#9b59b6", "#c0392b"];
-const LABEL_WIDTH = 290;
+const LABEL_WIDTH = 330;
 const PLOT_WIDTH = 430;
 const BAR_HEIGHT = 13;
 const BAR_GAP = 3;

@@ -3,13 +3,16 @@
  * server in a fresh process of its own, with one load generator
  * (bench/loadgen.ts) in another. Contenders alternate within each round;
  * figures are medians over the rounds, and each ratio to raw Deno is the
- * median of the ratios measured within the same round.
+ * median of the ratios measured within the same round. Every cost is read
+ * at the server (its CPU time, heap, RSS), and the outside load (other
+ * processes on the machine) is recorded for each window.
  *
  * ```sh
- * deno task bench                 # full: about 12 minutes
- * deno task bench --quick         # 1 short round: about 2 minutes
- * deno task bench --anyws-before=../bench-before   # and another checkout
+ * deno task bench                 # full: 4 rounds, 11-12 minutes
+ * deno task bench --quick         # 1 short round, about 1.5 minutes
+ * deno task bench --anyws-before=../anyws-before   # and another checkout
  * deno task bench --rounds=3 --only=raw,anyws --styles=perl --scenarios=echo64
+ * deno task bench --report --docs # redo the outputs from latest.json
  * ```
  *
  * Contenders: raw Deno, anyws (this checkout, or `--anyws=PATH`) in its three
@@ -17,12 +20,15 @@
  * checkout of the library) in the same three, Node + ws and Bun.
  *
  * Writes bench/results/latest.json (every sample, the outside load,
- * versions), latest.md (the tables) and latest.svg (a chart of the ratios).
+ * versions), latest.md (the tables) and latest.svg (a chart of the ratios);
+ * with `--docs`, also docs/performance.md (between its markers) and
+ * docs/performance.svg.
  *
  * @module
  */
 
 import { renderChart } from "./chart.ts";
+import { relative } from "node:path";
 import { loadAverage } from "./_proc.ts";
 
 const BENCH = new URL("./", import.meta.url);
@@ -49,15 +55,24 @@ if (flags.has("help")) {
       "  [--only=raw,anyws-before,anyws,node,bun] [--styles=perl,dom,iter]",
       "  [--scenarios=echo64,echo16k,latency,churn,idle1k,idle10k]",
       "  [--idle-connections=N] (default 10000) [--no-redis]",
+      "  [--docs]     also rewrite docs/performance.md (its marked part) and docs/performance.svg",
+      "  [--report]   measure nothing: redo the tables, chart (and --docs) from bench/results/latest.json",
     ].join("\n"),
   );
   Deno.exit(0);
 }
-const QUICK = flags.has("quick");
-const ROUNDS = Number(
+/** --report: the run saved in latest.json, whose figures are reported again. */
+const SAVED = flags.has("report")
+  ? JSON.parse(await Deno.readTextFile(new URL("latest.json", RESULTS)))
+  : undefined;
+const QUICK: boolean = SAVED?.quick ?? flags.has("quick");
+const ROUNDS: number = SAVED?.rounds ?? Number(
   flags.get("rounds") ?? flags.get("runs") ?? (QUICK ? 1 : 4),
 );
-const IDLE_CONNECTIONS = Number(flags.get("idle-connections") ?? 10_000);
+const IDLE_CONNECTIONS = Number(
+  SAVED?.scenarios?.find((s: { id: string }) => s.id === "idle10k")?.config
+    .connections ?? flags.get("idle-connections") ?? 10_000,
+);
 const IDLE_LABEL = IDLE_CONNECTIONS.toLocaleString("en-US").replaceAll(
   ",",
   " ",
@@ -799,29 +814,48 @@ async function exists(url: URL): Promise<boolean> {
   }
 }
 
-const versions: Record<string, string> = {
+const versions: Record<string, string> = SAVED?.versions ?? {
   deno: Deno.version.deno,
   v8: Deno.version.v8,
   typescript: Deno.version.typescript,
 };
-const list = await variants(versions);
+if (SAVED) Object.assign(checkouts, SAVED.libraries);
+const list: Variant[] = SAVED
+  ? SAVED.variants.map(restored)
+  : await variants(versions);
+
+/** A variant as latest.json holds it (older files had only id and command). */
+function restored(variant: Variant): Variant {
+  if (variant.contender) return variant;
+  const [contender, style] = variant.id.split(":") as [string, Style?];
+  const labels: Record<string, string> = {
+    raw: "raw Deno",
+    node: "Node + ws",
+    bun: "Bun",
+  };
+  return {
+    ...variant,
+    contender,
+    label: labels[contender] ?? contender,
+    ...(style ? { style } : {}),
+  };
+}
 const onlyScenarios = flags.get("scenarios")?.split(",");
-const scenarios = SCENARIOS.filter((s) =>
-  !onlyScenarios || onlyScenarios.includes(s.id)
-);
+const scenarios: Scenario[] = SAVED?.scenarios ??
+  SCENARIOS.filter((s) => !onlyScenarios || onlyScenarios.includes(s.id));
 const runsIn = (variant: Variant, scenario: Scenario) =>
   !variant.style || scenario.styles.includes(variant.style);
 
 const started = performance.now();
-const loadBefore = loadAverage();
-const samples: Sample[] = [];
+const loadBefore: number[] = SAVED?.machine.loadAverageBefore ?? loadAverage();
+const samples: Sample[] = SAVED?.samples ?? [];
 remeasures = Math.ceil(
   ROUNDS * scenarios.reduce(
     (sum, s) => sum + list.filter((v) => runsIn(v, s)).length,
     0,
   ) / 6,
 );
-for (let round = 0; round < ROUNDS; round++) {
+for (let round = 0; round < (SAVED ? 0 : ROUNDS); round++) {
   for (const [s, scenario] of scenarios.entries()) {
     // Rotate the order every round and scenario: no variant always goes first.
     const here = list.filter((v) => runsIn(v, scenario));
@@ -837,7 +871,7 @@ for (let round = 0; round < ROUNDS; round++) {
     } s (load average ${loadAverage().join(" ")})`,
   );
 }
-const loadAfter = loadAverage();
+const loadAfter: number[] = SAVED?.machine.loadAverageAfter ?? loadAverage();
 
 /**
  * The Redis fan-out figure of bench/redis_fanout.ts (issue 6), when that
@@ -873,7 +907,9 @@ async function redisFanout(): Promise<Record<string, number> | undefined> {
     return undefined;
   }
 }
-const redis = await redisFanout();
+const redis: Record<string, number> | undefined = SAVED
+  ? SAVED.redisFanout
+  : await redisFanout();
 
 // ---- figures ---------------------------------------------------------------------------
 
@@ -1206,9 +1242,13 @@ function markdown(): string {
   ].join("\n");
 }
 
-const seconds = (performance.now() - started) / 1000;
+const seconds: number = SAVED?.seconds ??
+  (performance.now() - started) / 1000;
+const date: string = SAVED?.date ?? new Date().toISOString();
+const command: string = SAVED?.command ??
+  `deno task bench${Deno.args.length ? ` ${Deno.args.join(" ")}` : ""}`;
 const cpuInfo = await Deno.readTextFile("/proc/cpuinfo").catch(() => "");
-const machine = {
+const machine = SAVED?.machine ?? {
   os: `${Deno.build.os} ${Deno.build.arch}`,
   cpus: navigator.hardwareConcurrency,
   model: cpuInfo.match(/^model name\s*:\s*(.*)$/m)?.[1] ?? "unknown",
@@ -1216,7 +1256,7 @@ const machine = {
   loadAverageAfter: loadAfter,
 };
 const libraries = Object.entries(checkouts).map(([id, c]) =>
-  `${id} = ${c.path.replace(ROOT.pathname, "./") || "./"} (${c.commit})`
+  `${id} = ${relative(ROOT.pathname, c.path) || "."} (${c.commit})`
 );
 const summary = [
   `Deno ${versions.deno}${
@@ -1240,47 +1280,54 @@ const summary = [
 console.log(`\n${summary}\n\n${markdown()}\n`);
 
 await Deno.mkdir(RESULTS, { recursive: true });
-await Deno.writeTextFile(
-  new URL("latest.json", RESULTS),
-  JSON.stringify(
-    {
-      date: new Date().toISOString(),
-      command: `deno task bench${
-        Deno.args.length ? ` ${Deno.args.join(" ")}` : ""
-      }`,
-      seconds,
-      machine,
-      versions,
-      libraries: checkouts,
-      rounds: ROUNDS,
-      quick: QUICK,
-      variants: list.map(({ id, command }) => ({
-        id,
-        command: command.map((part) => part.replace(ROOT.pathname, "")),
-      })),
-      scenarios,
-      metrics: metrics.map((
-        { id, label, unit, lowerIsBetter, field, scenario },
-      ) => ({
-        id,
-        label,
-        unit,
-        lowerIsBetter,
-        scenario,
-        field,
-      })),
-      medians,
-      ratios,
-      cpuShares: shares,
-      outsideLoad: outsideSummary,
-      ...(redis ? { redisFanout: redis } : {}),
-      targets: targets(),
-      samples,
-    },
-    null,
-    2,
-  ) + "\n",
-);
+const written = [
+  new URL("latest.md", RESULTS),
+  new URL("latest.svg", RESULTS),
+];
+if (!SAVED) {
+  written.unshift(new URL("latest.json", RESULTS));
+  await Deno.writeTextFile(
+    new URL("latest.json", RESULTS),
+    JSON.stringify(
+      {
+        date,
+        command,
+        seconds,
+        machine,
+        versions,
+        libraries: checkouts,
+        rounds: ROUNDS,
+        quick: QUICK,
+        variants: list.map((variant) => ({
+          ...variant,
+          command: variant.command.map((part) =>
+            part.replace(ROOT.pathname, "")
+          ),
+        })),
+        scenarios,
+        metrics: metrics.map((
+          { id, label, unit, lowerIsBetter, field, scenario },
+        ) => ({
+          id,
+          label,
+          unit,
+          lowerIsBetter,
+          scenario,
+          field,
+        })),
+        medians,
+        ratios,
+        cpuShares: shares,
+        outsideLoad: outsideSummary,
+        ...(redis ? { redisFanout: redis } : {}),
+        targets: targets(),
+        samples,
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+}
 await Deno.writeTextFile(
   new URL("latest.md", RESULTS),
   `${summary}\n\n${markdown()}\n`,
@@ -1324,12 +1371,6 @@ await Deno.writeTextFile(
     }),
   }),
 );
-const written = [
-  new URL("latest.json", RESULTS),
-  new URL("latest.md", RESULTS),
-  new URL("latest.svg", RESULTS),
-];
-
 // --docs: the published report (docs/performance.md, between its markers,
 // and docs/performance.svg) is regenerated from this run.
 if (flags.has("docs")) {
@@ -1346,10 +1387,8 @@ if (flags.has("docs")) {
   }
   await Deno.writeTextFile(
     page,
-    `${text.slice(0, from + BEGIN.length)}\n\n\`${`deno task bench${
-      Deno.args.length ? ` ${Deno.args.join(" ")}` : ""
-    }`}\` on ${
-      new Date().toISOString().slice(0, 16).replace("T", " ")
+    `${text.slice(0, from + BEGIN.length)}\n\n\`${command}\` on ${
+      date.slice(0, 16).replace("T", " ")
     } UTC.\n\n${summary}\n\n${markdown()}\n\n${text.slice(to)}`,
   );
   await Deno.copyFile(new URL("latest.svg", RESULTS), chart);

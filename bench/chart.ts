@@ -30,15 +30,20 @@ export interface Chart {
    * @default {3}
    */
   cap?: number;
+  /** A color per series name; others take the palette's. */
+  colors?: Record<string, string>;
 }
 
 const COLORS = ["#2f6fdb", "#e0832f", "#3a9d5d", "#9b59b6", "#c0392b"];
-const LABEL_WIDTH = 290;
+const LABEL_WIDTH = 330;
 const PLOT_WIDTH = 430;
 const BAR_HEIGHT = 13;
 const BAR_GAP = 3;
 const GROUP_GAP = 12;
-const TOP = 58;
+const LEGEND_TOP = 28;
+const LEGEND_ROW = 18;
+const LEGEND_COLUMN = 300;
+const LEGEND_COLUMNS = 2;
 
 function escape(text: string): string {
   return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(
@@ -69,7 +74,10 @@ export function renderChart(chart: Chart): string {
   const series = [
     ...new Set(chart.groups.flatMap((g) => g.bars.map((b) => b.series))),
   ];
-  const color = (name: string) => COLORS[series.indexOf(name) % COLORS.length]!;
+  const color = (name: string) =>
+    chart.colors?.[name] ?? COLORS[series.indexOf(name) % COLORS.length]!;
+  const legendRows = Math.ceil(series.length / LEGEND_COLUMNS);
+  const top = LEGEND_TOP + legendRows * LEGEND_ROW + 12;
   const values = chart.groups.flatMap((g) => g.bars.map((b) => b.value ?? 0));
   // The axis ends at the next half unit above the largest value (at least
   // 1.5, at most the cap).
@@ -80,7 +88,7 @@ export function renderChart(chart: Chart): string {
   const x = (value: number) => LABEL_WIDTH + (value / max) * PLOT_WIDTH;
 
   const parts: string[] = [];
-  let y = TOP;
+  let y = top;
   for (const group of chart.groups) {
     const height = group.bars.length * (BAR_HEIGHT + BAR_GAP) - BAR_GAP;
     parts.push(
@@ -122,7 +130,7 @@ export function renderChart(chart: Chart): string {
     const gx = x(tick).toFixed(1);
     const strong = Math.abs(tick - reference) < 1e-9;
     grid.push(
-      `<line x1="${gx}" y1="${TOP - 6}" x2="${gx}" y2="${
+      `<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${
         bottom - GROUP_GAP + 4
       }" stroke="${strong ? "#333" : "#ddd"}" stroke-width="${
         strong ? 1.5 : 1
@@ -132,11 +140,13 @@ export function renderChart(chart: Chart): string {
       }" text-anchor="middle" font-size="10">${tick}×</text>`,
     );
   }
-  const legend = series.map((name, i) =>
-    `<rect x="${LABEL_WIDTH + i * 110}" y="28" width="12" height="12" fill="${
+  const legend = series.map((name, i) => {
+    const lx = 10 + (i % LEGEND_COLUMNS) * LEGEND_COLUMN;
+    const ly = LEGEND_TOP + Math.floor(i / LEGEND_COLUMNS) * LEGEND_ROW;
+    return `<rect x="${lx}" y="${ly}" width="12" height="12" fill="${
       color(name)
-    }"/><text x="${LABEL_WIDTH + i * 110 + 16}" y="38">${escape(name)}</text>`
-  );
+    }"/><text x="${lx + 16}" y="${ly + 10}">${escape(name)}</text>`;
+  });
   const width = LABEL_WIDTH + PLOT_WIDTH + 70;
   const height = bottom + 16;
   return [

@@ -12,15 +12,6 @@ import { assert, assertEquals } from "@std/assert";
 const ROOT = new URL("../", import.meta.url);
 
 /**
- * Pages that other pages link to and that are written in other branches of
- * this release. A missing one is tolerated; once it exists it is checked like
- * every other page. Empty this list when they have landed.
- */
-const WRITTEN_ELSEWHERE = new Set([
-  "docs/performance.md",
-]);
-
-/**
  * `ts ignore` blocks, each with the reason it cannot run here; everything
  * else in TypeScript or JavaScript runs under `deno test --doc`.
  */
@@ -126,9 +117,7 @@ Deno.test("every relative link of the README and docs/ leads to a published file
         continue;
       }
       if (!await exists(path)) {
-        if (!WRITTEN_ELSEWHERE.has(path)) {
-          broken.push(`${page}: ${target} does not exist`);
-        }
+        broken.push(`${page}: ${target} does not exist`);
         continue;
       }
       if (anchor !== undefined && !anchors(await read(path)).has(anchor)) {

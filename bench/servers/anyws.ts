@@ -1,40 +1,65 @@
 /**
  * Contender "anyws": {@linkcode serve} from the package, used the way its
- * documentation shows.
+ * documentation shows, in one of its three API styles:
  *
- * - WebSocket upgrade on any path: echoes every message with
- *   `conn.on("message", (conn, data) => conn.send(data))`.
- * - `GET /broadcast`: `server.broadcast()` of one 64-byte text message;
- *   answers how many connections it went to.
- * - `GET /gc`: runs a full garbage collection (with `--v8-flags=--expose-gc`)
- *   and answers the JS heap in use, in bytes.
+ * ```sh
+ * deno run -A bench/servers/anyws.ts perl|dom|iter [path/to/checkout]
+ * ```
+ *
+ * - `perl`: `conn.on("message", (conn, data) => conn.send(data))`;
+ * - `dom`: `conn.addEventListener("message", (e) => conn.send(e.data))`;
+ * - `iter`: `for await (const message of conn) conn.send(message)`.
+ *
+ * The package is imported from the checkout given (default: this one), so
+ * that one bench run can hold two versions of the library side by side.
+ *
+ * - `GET /broadcast`: `server.broadcast()` of one 64-byte text message.
+ * - `GET /stats`, `GET /exit`: see `_stats.ts`.
  *
  * Prints `READY <port>` once listening on 127.0.0.1.
  *
  * @module
  */
 
-import { serve } from "../../mod.ts";
+import { answer, BROADCAST } from "./_stats.ts";
 
-const BROADCAST = "b".repeat(64);
-const gc = (globalThis as { gc?: () => void }).gc;
+type Anyws = typeof import("../../mod.ts");
+type Connection = import("../../mod.ts").Connection;
+
+const [style = "perl", checkout] = Deno.args;
+const library = checkout
+  ? new URL("mod.ts", `file://${checkout.replace(/\/?$/, "/")}`)
+  : new URL("../../mod.ts", import.meta.url);
+const { serve }: Anyws = await import(library.href);
+
+const establish: Record<string, (conn: Connection) => void> = {
+  perl(conn) {
+    conn.on("message", (conn, data) => conn.send(data));
+  },
+  dom(conn) {
+    conn.addEventListener("message", (event) => conn.send(event.data));
+  },
+  iter(conn) {
+    (async () => {
+      for await (const message of conn) conn.send(message);
+    })().catch(() => {
+      // An abnormal close ends the loop with ConnectionClosedError: the
+      // load generator drops its connections without a close frame.
+    });
+  },
+};
+const onEstablish = establish[style];
+if (!onEstablish) throw new TypeError(`Unknown API style: ${style}`);
 
 const server = serve({
   hostname: "127.0.0.1",
   port: 0,
   onListen: ({ port }) => console.log(`READY ${port}`),
-  onEstablish(conn) {
-    conn.on("message", (conn, data) => conn.send(data));
-  },
-  fallback(request): Response {
-    const path = new URL(request.url).pathname;
-    if (path === "/broadcast") {
-      return new Response(String(server.broadcast(BROADCAST)));
-    }
-    if (path === "/gc") {
-      gc?.();
-      return new Response(String(Deno.memoryUsage().heapUsed));
-    }
-    return new Response("not found", { status: 404 });
-  },
+  onEstablish,
+  fallback: (request): Response =>
+    answer(
+      request,
+      () => server.connections.size,
+      () => server.broadcast(BROADCAST),
+    ) ?? new Response("not found", { status: 404 }),
 });

@@ -2,20 +2,29 @@
  * Contender "raw Deno": `Deno.serve` + `Deno.upgradeWebSocket`, no wrapper.
  * This is the ceiling anyws is measured against.
  *
- * - WebSocket upgrade on any path: echoes every message.
+ * - WebSocket upgrade on any path: echoes every message (`onmessage`).
  * - `GET /broadcast`: sends one 64-byte text message to every open socket,
- *   with a plain loop over a `Set<WebSocket>`; answers how many.
- * - `GET /gc`: runs a full garbage collection (with `--v8-flags=--expose-gc`)
- *   and answers the JS heap in use, in bytes.
+ *   with a plain loop over a `Set<WebSocket>`.
+ * - `GET /stats`, `GET /exit`: see `_stats.ts`.
  *
  * Prints `READY <port>` once listening on 127.0.0.1.
  *
  * @module
  */
 
-const BROADCAST = "b".repeat(64);
+import { answer, BROADCAST } from "./_stats.ts";
+
 const sockets = new Set<WebSocket>();
-const gc = (globalThis as { gc?: () => void }).gc;
+
+function broadcast(): number {
+  let sent = 0;
+  for (const socket of sockets) {
+    if (socket.readyState !== WebSocket.OPEN) continue;
+    socket.send(BROADCAST);
+    sent++;
+  }
+  return sent;
+}
 
 Deno.serve({
   hostname: "127.0.0.1",
@@ -29,19 +38,6 @@ Deno.serve({
     socket.onclose = () => sockets.delete(socket);
     return response;
   }
-  const path = new URL(request.url).pathname;
-  if (path === "/broadcast") {
-    let sent = 0;
-    for (const socket of sockets) {
-      if (socket.readyState !== WebSocket.OPEN) continue;
-      socket.send(BROADCAST);
-      sent++;
-    }
-    return new Response(String(sent));
-  }
-  if (path === "/gc") {
-    gc?.();
-    return new Response(String(Deno.memoryUsage().heapUsed));
-  }
-  return new Response("not found", { status: 404 });
+  return answer(request, () => sockets.size, broadcast) ??
+    new Response("not found", { status: 404 });
 });

@@ -79,7 +79,11 @@ import {
   type ReconnectingWireHost,
 } from "./_connection/reconnecting_wire.ts";
 import { Wire } from "./_connection/wire.ts";
-import { finishCallbacks } from "./_connection/finish_callbacks.ts";
+import {
+  finishCallbacks,
+  openCallbacks,
+  runCallback,
+} from "./_connection/lifecycle_callbacks.ts";
 
 // The public names of the files around this one, so that
 // "@anyws/anyws/connection" offers everything about connections.
@@ -1473,11 +1477,7 @@ export class Connection<Data = unknown> extends EventTarget {
         wasClean: info.wasClean,
       }));
     this.#closedResolve?.(info);
-    const done = finishCallbacks.get(this);
-    if (done) {
-      finishCallbacks.delete(this);
-      done();
-    }
+    runCallback(finishCallbacks, this);
   }
 
   /**
@@ -1500,6 +1500,7 @@ export class Connection<Data = unknown> extends EventTarget {
       const conn = this.#conn;
       conn.#delivery.hold();
       conn.#dispatchDom("open", () => new Event("open"));
+      runCallback(openCallbacks, conn);
     }
 
     received(data: unknown): void {

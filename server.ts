@@ -20,7 +20,10 @@
  * @module
  */
 
-import { finishCallbacks } from "./_connection/finish_callbacks.ts";
+import {
+  finishCallbacks,
+  openCallbacks,
+} from "./_connection/lifecycle_callbacks.ts";
 import { Connection } from "./connection.ts";
 import { RESOLVED_LIMITS, type ResolvedOptions } from "./connection_options.ts";
 import {
@@ -469,10 +472,9 @@ function buildHandler<Data>(
       }
       const { connection: conn, kept } = result;
       track?.(conn);
-      conn.socket.addEventListener(
-        "open",
+      openCallbacks.set(
+        conn,
         () => establish(onEstablish, conn, kept.establish(), establishInfo),
-        { once: true },
       );
       return result.response;
     } catch (error) {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { utf8Length } from "./message.ts";
+
 /** Which end of the socket a {@linkcode Connection} is. */
 export type Role = "server" | "client";
 
@@ -115,6 +117,21 @@ export function checkCloseCode(code: number, role: Role): void {
 }
 
 export const MAX_REASON_BYTES = 123;
+
+/**
+ * Checks that a close reason fits in a close frame.
+ *
+ * @param reason The reason.
+ * @throws {RangeError} If it is over 123 UTF-8 bytes.
+ */
+export function checkCloseReason(reason: string): void {
+  const bytes = utf8Length(reason);
+  if (bytes > MAX_REASON_BYTES) {
+    throw new RangeError(
+      `Cannot close: the reason is ${bytes} UTF-8 bytes, the limit is ${MAX_REASON_BYTES}`,
+    );
+  }
+}
 
 /**
  * The code anyws sends when it closes because of an error: `code` (a

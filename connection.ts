@@ -26,9 +26,9 @@
 
 import {
   checkCloseCode,
+  checkCloseReason,
   type CloseInfo,
   ConnectionClosedError,
-  MAX_REASON_BYTES,
   type Role,
   sideCode,
 } from "./close.ts";
@@ -44,19 +44,12 @@ import {
   resolveLimits,
   type WriteOptions,
 } from "./connection_options.ts";
-import {
-  type ConnectionEventMap,
-  type ConnectionHandlerName,
-  HANDLER_EVENTS,
-  type Unregister,
+import type {
+  ConnectionEventMap,
+  ConnectionHandlerName,
+  Unregister,
 } from "./connection_events.ts";
-import {
-  CLOSE_CODE,
-  Message,
-  type SendData,
-  toSendable,
-  utf8Length,
-} from "./message.ts";
+import { CLOSE_CODE, Message, type SendData, toSendable } from "./message.ts";
 import {
   ReconnectEvent,
   type ReconnectInfo,
@@ -70,15 +63,17 @@ import { DrainWaiters } from "./backpressure.ts";
 import { Delivery, type DeliveryHost } from "./_connection/delivery.ts";
 import {
   asError,
-  callReported,
-  HandlerList,
+  EventHandlers,
+  registrations,
   reportHandlerError,
+  warnDeprecated,
 } from "./_connection/handlers.ts";
 import {
   ReconnectingWire,
   type ReconnectingWireHost,
 } from "./_connection/reconnecting_wire.ts";
-import { Wire } from "./_connection/wire.ts";
+import { closeInfoOf, toMessage, Wire } from "./_connection/wire.ts";
+import { DomListeners } from "./_connection/dom_listeners.ts";
 import {
   finishCallbacks,
   openCallbacks,
@@ -198,34 +193,6 @@ export interface ConnectionHandlers<Data = unknown> {
   reconnect: ReconnectHandler<Data>;
 }
 
-/** The handler lists other than message consumers (made on first use). */
-interface OtherHandlers<Data> {
-  finish: HandlerList<FinishHandler<Data>>;
-  error: HandlerList<ParseErrorHandler<Data>>;
-  reconnecting: HandlerList<ReconnectingHandler<Data>>;
-  reconnect: HandlerList<ReconnectHandler<Data>>;
-}
-
-// DOM event types that have had a listener, as bits: events nobody listens
-// to are not even created.
-const LISTENED: Record<string, number> = {
-  open: 1,
-  error: 2,
-  close: 4,
-  reconnecting: 8,
-  reconnect: 16,
-};
-
-/** Deprecated methods that have warned already (once per process each). */
-const warned = new Set<string>();
-function warnDeprecated(method: string, instead: string): void {
-  if (warned.has(method)) return;
-  warned.add(method);
-  console.warn(
-    `anyws: Connection.${method}() is deprecated (as in AnyEvent::WebSocket::Connection 0.30); use ${instead} instead`,
-  );
-}
-
 /**
  * A WebSocket connection, the same class on the server side and the client
  * side. It extends `EventTarget`, so DOM-style listeners work beside the Perl
@@ -309,11 +276,10 @@ export class Connection<Data = unknown> extends EventTarget {
   // deno-lint-ignore no-explicit-any
   readonly #delivery: Delivery<Connection<any>>;
   // deno-lint-ignore no-explicit-any
-  #handlers: OtherHandlers<any> | undefined;
+  #handlers: EventHandlers<Connection<any>> | undefined;
   #drain: DrainWaiters | undefined;
   // DOM listeners, wrapped so that a throwing listener cannot crash Deno.
-  #wrappers: Map<string, WeakMap<object, EventListener>> | undefined;
-  #listened = 0;
+  #dom: DomListeners | undefined; // made with the first listener
   // Closing.
   #closeRequested = false;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -683,36 +649,9 @@ export class Connection<Data = unknown> extends EventTarget {
     )[]
   ): Unregister[];
   on(...args: unknown[]): Unregister | Unregister[] {
-    const pairs: [string, unknown][] = [];
-    if (args.length === 1 && typeof args[0] === "object" && args[0] !== null) {
-      pairs.push(...Object.entries(args[0]));
-    } else {
-      if (args.length === 0 || args.length % 2 !== 0) {
-        throw new TypeError(
-          `Cannot register handlers: expected event/handler pairs, got ${args.length} argument(s)`,
-        );
-      }
-      for (let i = 0; i < args.length; i += 2) {
-        pairs.push([String(args[i]), args[i + 1]]);
-      }
-    }
-    // Validate every pair before registering any, so a typo registers nothing.
-    for (const [event, handler] of pairs) {
-      if (!Object.hasOwn(HANDLER_EVENTS, event)) {
-        throw new TypeError(
-          `Cannot register a handler for "${event}": unknown event (expected one of ${
-            Object.keys(HANDLER_EVENTS).join(", ")
-          })`,
-        );
-      }
-      if (typeof handler !== "function") {
-        throw new TypeError(
-          `Cannot register a handler for "${event}": the handler is ${typeof handler}, not a function`,
-        );
-      }
-    }
+    const pairs = registrations(args);
     const unregisters = pairs.map(([event, handler]) =>
-      this.#register(event as ConnectionHandlerName, handler as never)
+      this.#register(event, handler as never)
     );
     return args.length === 2 && typeof args[0] === "string"
       ? unregisters[0]!
@@ -931,12 +870,7 @@ export class Connection<Data = unknown> extends EventTarget {
   close(code?: number, reason?: string): this {
     if (code !== undefined) checkCloseCode(code, this.#role);
     if (reason !== undefined) {
-      const bytes = utf8Length(reason);
-      if (bytes > MAX_REASON_BYTES) {
-        throw new RangeError(
-          `Cannot close: the reason is ${bytes} UTF-8 bytes, the limit is ${MAX_REASON_BYTES}`,
-        );
-      }
+      checkCloseReason(reason);
       code ??= CLOSE_CODE.NORMAL;
     }
     this.#startClose(code, reason);
@@ -1242,7 +1176,6 @@ export class Connection<Data = unknown> extends EventTarget {
   ): void {
     if (listener === null) return;
     const wrapper = this.#wrapperFor(type, listener, options, true)!;
-    this.#listened |= LISTENED[type] ?? 0;
     if (type === "message") {
       this.#delivery.domListenerAdded();
       if (typeof options === "object" && options.signal) {
@@ -1324,24 +1257,7 @@ export class Connection<Data = unknown> extends EventTarget {
       case "next_message":
         return delivery.addNextHandler(handler);
     }
-    const lists = this.#handlers ??= {
-      finish: new HandlerList(),
-      error: new HandlerList(),
-      reconnecting: new HandlerList(),
-      reconnect: new HandlerList(),
-    };
-    switch (event) {
-      case "finish":
-      case "close":
-        return lists.finish.add(handler);
-      case "parse_error":
-      case "error":
-        return lists.error.add(handler);
-      case "reconnecting":
-        return lists.reconnecting.add(handler);
-      case "reconnect":
-        return lists.reconnect.add(handler);
-    }
+    return (this.#handlers ??= new EventHandlers()).add(event, handler);
   }
 
   /** The wrapper that keeps a DOM listener's failure from reaching Deno. */
@@ -1351,47 +1267,28 @@ export class Connection<Data = unknown> extends EventTarget {
     options: boolean | EventListenerOptions | undefined,
     create: boolean,
   ): EventListener | undefined {
-    const capture = typeof options === "boolean" ? options : !!options?.capture;
-    const key = `${capture}:${type}`;
-    let byListener = this.#wrappers?.get(key);
-    if (!byListener) {
-      if (!create) return undefined;
-      byListener = new WeakMap();
-      (this.#wrappers ??= new Map()).set(key, byListener);
-    }
-    let wrapper = byListener.get(listener);
-    if (!wrapper && create) {
-      const once = typeof options === "object" &&
-        !!(options as AddEventListenerOptions).once;
-      // A message or reconnect listener fails like a handler (1011/4011);
-      // other events' listeners only get logged.
-      const fails = type === "message" || type === "reconnect";
-      const failed = (error: unknown) => {
-        if (fails) this.#handlerFailed(error);
-        else reportHandlerError(`${type} listener`, error);
-      };
-      wrapper = (event: Event) => {
-        if (once && type === "message") this.#delivery.domListenerRemoved();
-        try {
-          const result: unknown = typeof listener === "function"
-            ? listener.call(this, event)
-            : listener.handleEvent(event);
-          if (result instanceof Promise) result.then(undefined, failed);
-        } catch (error) {
-          // As for a throwing handler: skip the rest of this message's
-          // consumers. Other events still reach every listener.
-          if (type === "message") event.stopImmediatePropagation();
-          failed(error);
-        }
-      };
-      byListener.set(listener, wrapper);
-    }
-    return wrapper;
+    // A message or reconnect listener fails like a handler (1011/4011);
+    // other events' listeners only get logged.
+    const fails = type === "message" || type === "reconnect";
+    const dom = create ? this.#dom ??= new DomListeners() : this.#dom;
+    return dom?.wrapperFor(
+      type,
+      listener,
+      options,
+      create,
+      this,
+      fails
+        ? (error) => this.#handlerFailed(error)
+        : (error) => reportHandlerError(`${type} listener`, error),
+      type === "message"
+        ? () => this.#delivery.domListenerRemoved()
+        : undefined,
+    );
   }
 
   /** Dispatches a DOM event, if the type ever had a listener. */
   #dispatchDom(type: string, make: () => Event): void {
-    if (this.#listened & (LISTENED[type] ?? 0)) this.dispatchEvent(make());
+    if (this.#dom?.listened(type)) this.dispatchEvent(make());
   }
 
   // ---- closing and finishing ---------------------------------------------------
@@ -1440,12 +1337,7 @@ export class Connection<Data = unknown> extends EventTarget {
   }
 
   #emitError(error: Error): void {
-    const handlers = this.#handlers?.error.items;
-    if (handlers) {
-      for (const handler of handlers) {
-        callReported("parse_error handler", handler, this, error.message);
-      }
-    }
+    this.#handlers?.emit("error", this, error.message);
     this.#dispatchDom(
       "error",
       () => new ErrorEvent("error", { message: error.message, error }),
@@ -1463,13 +1355,9 @@ export class Connection<Data = unknown> extends EventTarget {
     // An Error captures a stack trace: make one only when someone waits.
     this.#drain?.fail(new ConnectionClosedError(info));
     this.#delivery.finished(info);
-    const lists = this.#handlers;
+    const handlers = this.#handlers;
     this.#handlers = undefined; // nothing can fire again
-    if (lists) {
-      for (const handler of lists.finish.items) {
-        callReported("finish handler", handler, this, info.error?.message);
-      }
-    }
+    handlers?.emit("finish", this, info.error?.message);
     this.#dispatchDom("close", () =>
       new CloseEvent("close", {
         code: info.code,
@@ -1505,61 +1393,27 @@ export class Connection<Data = unknown> extends EventTarget {
 
     received(data: unknown): void {
       const conn = this.#conn;
-      let message: Message;
-      if (typeof data === "string") {
-        message = new Message(data);
-      } else if (data instanceof ArrayBuffer) {
-        message = new Message(new Uint8Array(data));
-      } else {
-        // Only possible if someone set socket.binaryType = "blob" behind our back.
-        conn.#fail(
+      const message = toMessage(data, conn.#limits.maxMessageSize);
+      if (message instanceof Message) conn.#delivery.received(message);
+      else if (message instanceof RangeError) {
+        conn.#fail(CLOSE_CODE.MESSAGE_TOO_BIG, "message too big", message);
+      } else {conn.#fail(
           CLOSE_CODE.UNSUPPORTED_DATA,
           "unsupported data",
-          new TypeError(
-            'Cannot read a Blob message: keep socket.binaryType as "arraybuffer"',
-          ),
-        );
-        return;
-      }
-      // A string of n UTF-16 units is at most 3n UTF-8 bytes: counting them
-      // walks the whole string (a third of the CPU of a 16 KiB text echo),
-      // so count only when that bound exceeds the limit.
-      const max = conn.#limits.maxMessageSize;
-      if (
-        (typeof data !== "string" || data.length * 3 > max) &&
-        message.byteLength > max
-      ) {
-        conn.#fail(
-          CLOSE_CODE.MESSAGE_TOO_BIG,
-          "message too big",
-          new RangeError(
-            `Received a message of ${message.byteLength} bytes; maxMessageSize is ${max}`,
-          ),
-        );
-        return;
-      }
-      conn.#delivery.received(message);
+          message,
+        );}
     }
 
     socketClosed(event: CloseEvent, socketError: string | undefined): void {
       const conn = this.#conn;
       // Deno's second close event after an idle timeout.
       if (conn.#delivery.pending || conn.#closeInfo) return;
-      // Deno reports abnormal closures as 0; RFC 6455 calls them 1006.
-      const code = event.code === 0 ? CLOSE_CODE.ABNORMAL : event.code;
-      const error = conn.#failure ??
-        (event.wasClean && code !== CLOSE_CODE.ABNORMAL ? undefined : new Error(
-          socketError ?? `Connection closed abnormally (code ${code})`,
-        ));
       if (socketError && !conn.#failure) {
         conn.#delivery.error(new Error(socketError));
       }
-      conn.#delivery.end({
-        code,
-        reason: event.reason,
-        wasClean: event.wasClean,
-        ...(error ? { error } : {}),
-      });
+      const info = closeInfoOf(event, socketError);
+      const failure = conn.#failure;
+      conn.#delivery.end(failure ? { ...info, error: failure } : info);
     }
 
     sendBufferFull(error: RangeError): void {
@@ -1578,29 +1432,21 @@ export class Connection<Data = unknown> extends EventTarget {
 
     reconnecting(info: ReconnectingInfo): void {
       const conn = this.#conn;
-      const handlers = conn.#handlers?.reconnecting.items;
-      if (handlers) {
-        for (const handler of handlers) {
-          callReported("reconnecting handler", handler, conn, info);
-        }
-      }
+      conn.#handlers?.emit("reconnecting", conn, info);
       conn.#dispatchDom("reconnecting", () => new ReconnectingEvent(info));
     }
 
     reconnected(info: ReconnectInfo): Promise<unknown>[] | undefined {
       const conn = this.#conn;
       conn.#delivery.hold();
-      const waits: Promise<unknown>[] = [];
+      let waits: Promise<unknown>[];
       try {
-        for (const handler of conn.#handlers?.reconnect.items ?? []) {
-          const result = handler(conn, info);
-          if (result instanceof Promise) waits.push(result);
-        }
+        waits = conn.#handlers?.runReconnect(conn, info) ?? [];
       } catch (error) {
         conn.#handlerFailed(error);
         return undefined;
       }
-      if (conn.#listened & LISTENED.reconnect!) {
+      if (conn.#dom?.listened("reconnect")) {
         const event = new ReconnectEvent(info);
         conn.dispatchEvent(event);
         waits.push(...event.pending());

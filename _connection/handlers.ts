@@ -6,6 +6,12 @@
  * @module
  */
 
+import {
+  type ConnectionHandlerName,
+  HANDLER_EVENTS,
+} from "../connection_events.ts";
+import type { ReconnectInfo } from "../reconnect.ts";
+
 /** A registered function; the lists never call it with `this`. */
 // deno-lint-ignore no-explicit-any
 type Fn = (...args: any[]) => unknown;
@@ -111,4 +117,123 @@ export function reportHandlerError(where: string, error: unknown): void {
  */
 export function asError(thrown: unknown): Error {
   return thrown instanceof Error ? thrown : new Error(String(thrown));
+}
+
+/**
+ * The `event, handler` pairs of a call to `on()` in any of its three forms
+ * (`on(event, handler)`, `on({ event: handler })`, `on(e1, h1, e2, h2, ...)`),
+ * all checked before any is registered, so a typo registers nothing.
+ *
+ * @param args The arguments of `on()`.
+ * @returns The pairs, in order.
+ * @throws {TypeError} For an odd number of arguments, an unknown event or a
+ * handler that is not a function.
+ */
+export function registrations(
+  args: unknown[],
+): [ConnectionHandlerName, Fn][] {
+  const pairs: [string, unknown][] = [];
+  if (args.length === 1 && typeof args[0] === "object" && args[0] !== null) {
+    pairs.push(...Object.entries(args[0]));
+  } else {
+    if (args.length === 0 || args.length % 2 !== 0) {
+      throw new TypeError(
+        `Cannot register handlers: expected event/handler pairs, got ${args.length} argument(s)`,
+      );
+    }
+    for (let i = 0; i < args.length; i += 2) {
+      pairs.push([String(args[i]), args[i + 1]]);
+    }
+  }
+  for (const [event, handler] of pairs) {
+    if (!Object.hasOwn(HANDLER_EVENTS, event)) {
+      throw new TypeError(
+        `Cannot register a handler for "${event}": unknown event (expected one of ${
+          Object.keys(HANDLER_EVENTS).join(", ")
+        })`,
+      );
+    }
+    if (typeof handler !== "function") {
+      throw new TypeError(
+        `Cannot register a handler for "${event}": the handler is ${typeof handler}, not a function`,
+      );
+    }
+  }
+  return pairs as [ConnectionHandlerName, Fn][];
+}
+
+/** The events other than message consumers, by the list they go to. */
+type ListName = "finish" | "error" | "reconnecting" | "reconnect";
+const LIST_OF: Partial<Record<ConnectionHandlerName, ListName>> = {
+  finish: "finish",
+  close: "finish",
+  parse_error: "error",
+  error: "error",
+  reconnecting: "reconnecting",
+  reconnect: "reconnect",
+};
+const WHERE: Record<ListName, string> = {
+  finish: "finish handler",
+  error: "parse_error handler",
+  reconnecting: "reconnecting handler",
+  reconnect: "reconnect handler",
+};
+
+/**
+ * A connection's `finish`, `parse_error`, `reconnecting` and `reconnect`
+ * handlers (made on the first registration of one of them); `C` is what
+ * they receive as `conn`.
+ */
+export class EventHandlers<C> {
+  readonly #lists: Record<ListName, HandlerList<Fn>> = {
+    finish: new HandlerList(),
+    error: new HandlerList(),
+    reconnecting: new HandlerList(),
+    reconnect: new HandlerList(),
+  };
+
+  /** Registers `fn` for `event` (not a message event). */
+  add(event: ConnectionHandlerName, fn: Fn): () => void {
+    return this.#lists[LIST_OF[event]!].add(fn);
+  }
+
+  /** Calls every handler of `list`; a throw or rejection is only logged. */
+  emit(list: Exclude<ListName, "reconnect">, conn: C, arg: unknown): void {
+    for (const handler of this.#lists[list].items) {
+      callReported(WHERE[list], handler, conn, arg);
+    }
+  }
+
+  /**
+   * Calls the `reconnect` handlers.
+   *
+   * @returns The promises they returned, which the queue waits for.
+   * @throws {unknown} What a handler threw (the rest are skipped).
+   */
+  runReconnect(conn: C, info: ReconnectInfo): Promise<unknown>[] {
+    const waits: Promise<unknown>[] = [];
+    for (const handler of this.#lists.reconnect.items) {
+      const result = handler(conn, info);
+      if (result instanceof Promise) waits.push(result);
+    }
+    return waits;
+  }
+}
+
+/** Deprecated methods that have warned already (once per process each). */
+const warned = new Set<string>();
+
+/**
+ * Warns, once per process and method, that a deprecated method was called
+ * (as AnyEvent::WebSocket::Connection 0.30 did).
+ *
+ * @param method The deprecated method.
+ * @param instead What to call instead.
+ */
+export function warnDeprecated(method: string, instead: string): void {
+  if (warned.has(method)) return;
+  warned.add(method);
+  console.warn(
+    `anyws: Connection.${method}() is deprecated (as in AnyEvent::WebSocket::Connection 0.30); use ${instead} instead`,
+  );
 }

@@ -17,7 +17,7 @@ import type {
   ReconnectingInfo,
   Reconnector,
 } from "../reconnect.ts";
-import { type Sendable, Wire, type WireHost } from "./wire.ts";
+import { closeInfoOf, type Sendable, Wire, type WireHost } from "./wire.ts";
 
 /** What a reconnecting wire reports beyond a plain wire's events. */
 export interface ReconnectingWireHost extends WireHost {
@@ -101,19 +101,7 @@ export class ReconnectingWire extends Wire {
       super.socketClosed(event, error);
       return;
     }
-    // Deno reports abnormal closures as 0; RFC 6455 calls them 1006.
-    const code = event.code === 0 ? CLOSE_CODE.ABNORMAL : event.code;
-    const clean = event.wasClean && code !== CLOSE_CODE.ABNORMAL;
-    this.#lost({
-      code,
-      reason: event.reason,
-      wasClean: event.wasClean,
-      ...(clean ? {} : {
-        error: new Error(
-          error ?? `Connection closed abnormally (code ${code})`,
-        ),
-      }),
-    });
+    this.#lost(closeInfoOf(event, error));
   }
 
   /** A silent peer is a lost one: drop its socket and reconnect. */

@@ -8,7 +8,8 @@
  */
 
 import type { ResolvedLimits } from "../connection_options.ts";
-import { sendableLength } from "../message.ts";
+import type { CloseInfo } from "../close.ts";
+import { CLOSE_CODE, Message, sendableLength } from "../message.ts";
 import { forceShut, isRuntimeFailure, watchSocket } from "./runtime_guard.ts";
 
 /** What `toSendable()` returns: what a socket's `send()` takes. */
@@ -258,4 +259,68 @@ export class Wire implements EventListenerObject {
   protected silent(error: DOMException): void {
     this.host.silent(error);
   }
+}
+
+/**
+ * The {@linkcode Message} for what a socket's `message` event carried, or
+ * the error that refuses it.
+ *
+ * @param data The event's `data`.
+ * @param maxMessageSize The largest message accepted, in bytes.
+ * @returns The message; a `RangeError` for one over the limit; a `TypeError`
+ * for a Blob (only when someone set `binaryType = "blob"` behind our back).
+ */
+export function toMessage(
+  data: unknown,
+  maxMessageSize: number,
+): Message | RangeError | TypeError {
+  let message: Message;
+  if (typeof data === "string") {
+    message = new Message(data);
+  } else if (data instanceof ArrayBuffer) {
+    message = new Message(new Uint8Array(data));
+  } else {
+    return new TypeError(
+      'Cannot read a Blob message: keep socket.binaryType as "arraybuffer"',
+    );
+  }
+  // A string of n UTF-16 units is at most 3n UTF-8 bytes: counting them walks
+  // the whole string (a third of the CPU of a 16 KiB text echo), so count
+  // only when that bound exceeds the limit.
+  if (
+    (typeof data !== "string" || data.length * 3 > maxMessageSize) &&
+    message.byteLength > maxMessageSize
+  ) {
+    return new RangeError(
+      `Received a message of ${message.byteLength} bytes; maxMessageSize is ${maxMessageSize}`,
+    );
+  }
+  return message;
+}
+
+/**
+ * How a socket ended, as anyws reports it: Deno's code 0 for an abnormal
+ * closure becomes 1006, and an unclean end carries an error (Deno's error
+ * event text, if any).
+ *
+ * @param event The socket's close event.
+ * @param socketError The text of its error event, if one came.
+ * @returns The close details.
+ */
+export function closeInfoOf(
+  event: CloseEvent,
+  socketError: string | undefined,
+): CloseInfo {
+  const code = event.code === 0 ? CLOSE_CODE.ABNORMAL : event.code;
+  const clean = event.wasClean && code !== CLOSE_CODE.ABNORMAL;
+  return {
+    code,
+    reason: event.reason,
+    wasClean: event.wasClean,
+    ...(clean ? {} : {
+      error: new Error(
+        socketError ?? `Connection closed abnormally (code ${code})`,
+      ),
+    }),
+  };
 }

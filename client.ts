@@ -27,6 +27,11 @@ import {
 } from "./connection_options.ts";
 import { type ReconnectOptions, Reconnector } from "./reconnect.ts";
 
+// The types this entry's signatures name, so that it works on its own.
+export { Connection } from "./connection.ts";
+export type { ConnectionLimits } from "./connection_options.ts";
+export type { ReconnectOptions } from "./reconnect.ts";
+
 /** Options for {@linkcode connect} and {@linkcode Client}. */
 export interface ConnectOptions extends ConnectionLimits {
   /**

@@ -59,7 +59,6 @@ import {
   type ReconnectStats,
 } from "./reconnect.ts";
 import type { PublishData, Topics } from "./topics.ts";
-import { DrainWaiters } from "./backpressure.ts";
 import { Delivery, type DeliveryHost } from "./_connection/delivery.ts";
 import {
   asError,
@@ -92,7 +91,16 @@ export {
   type WriteOptions,
 };
 export type { ConnectionEventMap, ConnectionHandlerName, Unregister };
-export { Message, type SendData } from "./message.ts";
+export { type BinaryData, Message, type SendData } from "./message.ts";
+export { type PublishData, Topics } from "./topics.ts";
+export {
+  ReconnectEvent,
+  type ReconnectInfo,
+  ReconnectingEvent,
+  type ReconnectingInfo,
+  Reconnector,
+  type ReconnectStats,
+} from "./reconnect.ts";
 
 /**
  * Called by `on("message")` (Plack): text as a string, binary as bytes. May
@@ -277,7 +285,6 @@ export class Connection<Data = unknown> extends EventTarget {
   readonly #delivery: Delivery<Connection<any>>;
   // deno-lint-ignore no-explicit-any
   #handlers: EventHandlers<Connection<any>> | undefined;
-  #drain: DrainWaiters | undefined;
   // DOM listeners, wrapped so that a throwing listener cannot crash Deno.
   #dom: DomListeners | undefined; // made with the first listener
   // Closing.
@@ -447,16 +454,9 @@ export class Connection<Data = unknown> extends EventTarget {
    * ```
    */
   get closed(): Promise<CloseInfo> {
-    if (!this.#closed) {
-      if (this.#closeInfo) {
-        this.#closed = Promise.resolve(this.#closeInfo);
-      } else {
-        const { promise, resolve } = Promise.withResolvers<CloseInfo>();
-        this.#closed = promise;
-        this.#closedResolve = resolve;
-      }
-    }
-    return this.#closed;
+    return this.#closed ??= this.#closeInfo
+      ? Promise.resolve(this.#closeInfo)
+      : new Promise((resolve) => this.#closedResolve = resolve);
   }
 
   /**
@@ -790,12 +790,7 @@ export class Connection<Data = unknown> extends EventTarget {
    */
   async drained(options: DrainOptions = {}): Promise<void> {
     if (this.#closeInfo) throw new ConnectionClosedError(this.#closeInfo);
-    this.#drain ??= new DrainWaiters(() =>
-      this.#closeRequested || this.#closeInfo
-        ? undefined
-        : this.#wire.drainAmount()
-    );
-    await this.#drain.wait(
+    await this.#wire.drained(
       options.highWaterMark ?? this.#limits.highWaterMark,
       options.signal,
     );
@@ -1249,14 +1244,10 @@ export class Connection<Data = unknown> extends EventTarget {
 
   #register(event: ConnectionHandlerName, handler: never): Unregister {
     if (this.#closeInfo) return () => {};
-    const delivery = this.#delivery;
-    switch (event) {
-      case "message":
-      case "each_message":
-        return delivery.addMessageHandler(event === "message", handler);
-      case "next_message":
-        return delivery.addNextHandler(handler);
+    if (event === "message" || event === "each_message") {
+      return this.#delivery.addMessageHandler(event === "message", handler);
     }
+    if (event === "next_message") return this.#delivery.addNextHandler(handler);
     return (this.#handlers ??= new EventHandlers()).add(event, handler);
   }
 
@@ -1336,14 +1327,6 @@ export class Connection<Data = unknown> extends EventTarget {
     this.#fail(CLOSE_CODE.INTERNAL_ERROR, "handler error", asError(thrown));
   }
 
-  #emitError(error: Error): void {
-    this.#handlers?.emit("error", this, error.message);
-    this.#dispatchDom(
-      "error",
-      () => new ErrorEvent("error", { message: error.message, error }),
-    );
-  }
-
   #finish(info: CloseInfo): void {
     if (this.#closeInfo) return;
     if (this.#failure && !info.error) {
@@ -1351,9 +1334,7 @@ export class Connection<Data = unknown> extends EventTarget {
     }
     this.#closeInfo = info;
     clearTimeout(this.#closeTimer);
-    this.#wire.detach();
-    // An Error captures a stack trace: make one only when someone waits.
-    this.#drain?.fail(new ConnectionClosedError(info));
+    this.#wire.detach(info);
     this.#delivery.finished(info);
     const handlers = this.#handlers;
     this.#handlers = undefined; // nothing can fire again
@@ -1394,14 +1375,13 @@ export class Connection<Data = unknown> extends EventTarget {
     received(data: unknown): void {
       const conn = this.#conn;
       const message = toMessage(data, conn.#limits.maxMessageSize);
-      if (message instanceof Message) conn.#delivery.received(message);
-      else if (message instanceof RangeError) {
-        conn.#fail(CLOSE_CODE.MESSAGE_TOO_BIG, "message too big", message);
-      } else {conn.#fail(
-          CLOSE_CODE.UNSUPPORTED_DATA,
-          "unsupported data",
-          message,
-        );}
+      if (message instanceof Message) return conn.#delivery.received(message);
+      const tooBig = message instanceof RangeError;
+      conn.#fail(
+        tooBig ? CLOSE_CODE.MESSAGE_TOO_BIG : CLOSE_CODE.UNSUPPORTED_DATA,
+        tooBig ? "message too big" : "unsupported data",
+        message,
+      );
     }
 
     socketClosed(event: CloseEvent, socketError: string | undefined): void {
@@ -1416,12 +1396,8 @@ export class Connection<Data = unknown> extends EventTarget {
       conn.#delivery.end(failure ? { ...info, error: failure } : info);
     }
 
-    sendBufferFull(error: RangeError): void {
-      this.#conn.#fail(CLOSE_CODE.POLICY_VIOLATION, "send buffer full", error);
-    }
-
-    runtimeFailed(error: Error): void {
-      this.#conn.#fail(CLOSE_CODE.MESSAGE_TOO_BIG, "message too big", error);
+    fail(code: number, reason: string, error: Error): void {
+      this.#conn.#fail(code, reason, error);
     }
 
     silent(error: DOMException): void {
@@ -1454,10 +1430,6 @@ export class Connection<Data = unknown> extends EventTarget {
       return conn.#closeRequested ? undefined : waits; // a listener failed
     }
 
-    hookFailed(error: unknown): void {
-      this.#conn.#handlerFailed(error);
-    }
-
     gaveUp(info: CloseInfo): void {
       this.#conn.#delivery.end(info);
     }
@@ -1468,20 +1440,17 @@ export class Connection<Data = unknown> extends EventTarget {
       this.#conn.#handlerFailed(error);
     }
 
-    overflow(error: RangeError): void {
-      this.#conn.#fail(
-        CLOSE_CODE.POLICY_VIOLATION,
-        "too many unread messages",
-        error,
-      );
-    }
-
     dispatchDomMessage(message: Message): void {
       this.#conn.dispatchEvent(new MessageEvent("message", { data: message }));
     }
 
     emitError(error: Error): void {
-      this.#conn.#emitError(error);
+      const conn = this.#conn;
+      conn.#handlers?.emit("error", conn, error.message);
+      conn.#dispatchDom(
+        "error",
+        () => new ErrorEvent("error", { message: error.message, error }),
+      );
     }
 
     finish(info: CloseInfo): void {

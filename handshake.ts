@@ -157,7 +157,7 @@ const KEY_PATTERN = /^[A-Za-z0-9+/]{22}==$/;
  *
  * @example
  * ```ts
- * import { checkHandshake } from "@anyws/anyws";
+ * import { checkHandshake } from "@anyws/anyws/server";
  * import { assertEquals } from "@std/assert";
  *
  * const request = new Request("http://127.0.0.1/", {
@@ -265,7 +265,7 @@ export type ProtocolChooser = (
  *
  * @example
  * ```ts
- * import { chooseProtocol } from "@anyws/anyws";
+ * import { chooseProtocol } from "@anyws/anyws/server";
  * import { assertEquals } from "@std/assert";
  *
  * const request = new Request("http://x/");
@@ -343,7 +343,7 @@ export interface OriginOptions {
  *
  * @example
  * ```ts
- * import { checkOrigin } from "@anyws/anyws";
+ * import { checkOrigin } from "@anyws/anyws/server";
  * import { assertEquals } from "@std/assert";
  *
  * const request = new Request("http://x/", { headers: { origin: "https://evil.example" } });
@@ -427,7 +427,7 @@ export type Verdict<Data = unknown> =
  *
  * @example
  * ```ts
- * import { runAuthorize } from "@anyws/anyws";
+ * import { runAuthorize } from "@anyws/anyws/server";
  * import { assertEquals } from "@std/assert";
  *
  * const verdict = await runAuthorize(() => ({ data: 42 }), new Request("http://x/"));

@@ -28,6 +28,9 @@ import { delay as sleep } from "@std/async/delay";
 import type { CloseInfo } from "./close.ts";
 import { sendableLength } from "./message.ts";
 
+// The types this entry's signatures name, so that it works on its own.
+export type { CloseInfo } from "./close.ts";
+
 /** What {@linkcode Reconnector} queues: a value returned by `toSendable()`. */
 export type QueuedData = string | Uint8Array | ArrayBuffer | Blob;
 

@@ -50,11 +50,25 @@ import {
 } from "./_server/options.ts";
 
 export {
+  type Authorize,
+  type AuthorizeResult,
+  checkHandshake,
+  checkOrigin,
+  chooseProtocol,
   HandshakeError,
   isUpgradeRequest,
+  type OriginAllowlist,
+  type OriginOptions,
   parseProtocols,
   type ProtocolChooser,
+  runAuthorize,
+  type Verdict,
 } from "./handshake.ts";
+// The types this entry's signatures name, so that it works on its own.
+export { Connection } from "./connection.ts";
+export type { ConnectionLimits } from "./connection_options.ts";
+export type { SendData } from "./message.ts";
+export { type Broker, type PublishData, Topics } from "./topics.ts";
 export type {
   HandlerOptions,
   ServeOptions,

@@ -69,6 +69,12 @@ import {
   quoteText,
 } from "./_testing/describe.ts";
 
+// The types this entry's signatures name, so that it works on its own.
+export { ConnectError, type ConnectOptions } from "./client.ts";
+export type { CloseInfo, Connection } from "./connection.ts";
+export { Message, type SendData } from "./message.ts";
+export type { ServeOptions, Server } from "./server.ts";
+
 /** The default bound of each wait, in milliseconds. */
 const DEFAULT_TIMEOUT = 5000;
 /** The default quiet period of {@linkcode TestConnection.noMessage}. */

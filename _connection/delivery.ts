@@ -21,7 +21,7 @@
 
 import { type CloseInfo, ConnectionClosedError } from "../close.ts";
 import type { NextMessageOptions } from "../connection_options.ts";
-import type { Message } from "../message.ts";
+import { CLOSE_CODE, type Message } from "../message.ts";
 import {
   heldSize,
   MessageIterator,
@@ -32,8 +32,8 @@ import {
 export interface DeliveryHost {
   /** A consumer threw or its promise rejected. */
   handlerFailed(error: unknown): void;
-  /** Unread messages went over the bounds. */
-  overflow(error: RangeError): void;
+  /** Ends the connection for `error` (unread messages over the bounds). */
+  fail(code: number, reason: string, error: Error): void;
   /** Dispatches the DOM `message` event (listeners exist). */
   dispatchDomMessage(message: Message): void;
   /** Fires `parse_error` handlers and the DOM `error` event. */
@@ -152,7 +152,9 @@ export class Delivery<C> {
     ) {
       inbox.pop(); // what is held stays within the bounds
       this.#inboxBytes -= heldSize(message);
-      this.#host.overflow(
+      this.#host.fail(
+        CLOSE_CODE.POLICY_VIOLATION,
+        "too many unread messages",
         new RangeError(
           inbox.length >= maxPendingMessages
             ? `More than ${maxPendingMessages} messages arrived with nothing reading them (maxPendingMessages)`
@@ -403,7 +405,9 @@ export class Delivery<C> {
 
   #iteratorOverflow(): void {
     const { maxPendingMessages, maxPendingBytes } = this.#limits;
-    this.#host.overflow(
+    this.#host.fail(
+      CLOSE_CODE.POLICY_VIOLATION,
+      "too many unread messages",
       new RangeError(
         `A for await loop fell more than ${maxPendingMessages} messages or ${maxPendingBytes} bytes behind (maxPendingMessages, maxPendingBytes)`,
       ),

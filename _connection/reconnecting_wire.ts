@@ -29,8 +29,8 @@ export interface ReconnectingWireHost extends WireHost {
    * closing).
    */
   reconnected(info: ReconnectInfo): Promise<unknown>[] | undefined;
-  /** The hooks' promises rejected or did not settle within `hookTimeout`. */
-  hookFailed(error: unknown): void;
+  /** A hook's promise rejected or did not settle within `hookTimeout`. */
+  handlerFailed(error: unknown): void;
   /** The reconnector gave up, or the connection was closed between sockets. */
   gaveUp(info: CloseInfo): void;
 }
@@ -165,7 +165,7 @@ export class ReconnectingWire extends Wire {
       if (generation === this.#generation) this.#flushQueued();
     }, (error) => {
       if (generation !== this.#generation) return;
-      this.host.hookFailed(
+      this.host.handlerFailed(
         error instanceof DOMException && error.name === "TimeoutError"
           ? new Error(
             `The reconnect handlers did not settle within ${hookTimeout} ms (hookTimeout)`,

@@ -8,7 +8,8 @@
  */
 
 import type { ResolvedLimits } from "../connection_options.ts";
-import type { CloseInfo } from "../close.ts";
+import { type CloseInfo, ConnectionClosedError } from "../close.ts";
+import { DrainWaiters } from "../backpressure.ts";
 import { CLOSE_CODE, Message, sendableLength } from "../message.ts";
 import { forceShut, isRuntimeFailure, watchSocket } from "./runtime_guard.ts";
 
@@ -23,12 +24,13 @@ export interface WireHost {
   received(data: unknown): void;
   /** The socket closed; `error` is Deno's error event text, if any. */
   socketClosed(event: CloseEvent, error: string | undefined): void;
-  /** More is buffered for the peer than `maxBufferedAmount` allows. */
-  sendBufferFull(error: RangeError): void;
+  /**
+   * Something this side detected ends the connection: report `error`, close
+   * with `code` (a registered 10xx code; the client side sends 40xx).
+   */
+  fail(code: number, reason: string, error: Error): void;
   /** Nothing arrived for `inactivityTimeout` milliseconds. */
   silent(error: DOMException): void;
-  /** Deno's own receive loop failed on this socket (see runtime_guard.ts). */
-  runtimeFailed(error: Error): void;
 }
 
 /**
@@ -60,6 +62,8 @@ export class Wire implements EventListenerObject {
   #sends = 0;
   #sentUnits = 0;
   #socketError: string | undefined;
+  #drain: DrainWaiters | undefined;
+  #closing = false;
   #inactivityTimer: ReturnType<typeof setInterval> | undefined;
   #heard = true;
   #silentTicks = 0;
@@ -88,11 +92,20 @@ export class Wire implements EventListenerObject {
     return (this.socket.bufferedAmount >>> 0) + queued;
   }
 
-  /** The buffered amount a drain waits on, or `undefined` when not open. */
-  drainAmount(): number | undefined {
-    return this.socket.readyState === WebSocket.OPEN
-      ? this.socket.bufferedAmount >>> 0
-      : undefined;
+  /**
+   * Waits until at most `highWaterMark` bytes are buffered (see
+   * `Connection.drained`); rejects once the connection closes.
+   */
+  drained(
+    highWaterMark: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    this.#drain ??= new DrainWaiters(() =>
+      this.#closing || this.socket.readyState !== WebSocket.OPEN
+        ? undefined
+        : this.socket.bufferedAmount >>> 0
+    );
+    return this.#drain.wait(highWaterMark, signal);
   }
 
   /** Sends now, queues while connecting, or hands to `unsent()` otherwise. */
@@ -127,6 +140,7 @@ export class Wire implements EventListenerObject {
     code: number | undefined,
     reason: string | undefined,
   ): Error | undefined {
+    this.#closing = true;
     this.#outbox = undefined;
     try {
       this.socket.close(code, reason);
@@ -146,8 +160,16 @@ export class Wire implements EventListenerObject {
     forceShut(this.socket);
   }
 
-  /** Stops listening to the socket and watching for silence. */
-  detach(): void {
+  /**
+   * Stops listening to the socket and watching for silence; with `ended`, the
+   * connection has finished and drain waiters get its error.
+   */
+  detach(ended?: CloseInfo): void {
+    if (ended) {
+      this.#closing = true;
+      // An Error captures a stack trace: make one only when someone waits.
+      this.#drain?.fail(new ConnectionClosedError(ended));
+    }
     for (const type of SOCKET_EVENTS) {
       this.socket.removeEventListener(type, this);
     }
@@ -163,7 +185,12 @@ export class Wire implements EventListenerObject {
         return this.opened();
       case "error":
         if (isRuntimeFailure(event)) {
-          return this.host.runtimeFailed(event.error);
+          // Deno's own receive loop failed (see runtime_guard.ts).
+          return this.host.fail(
+            CLOSE_CODE.MESSAGE_TOO_BIG,
+            "message too big",
+            event.error,
+          );
         }
         this.#socketError ??= (event as ErrorEvent).message ||
           "WebSocket error";
@@ -220,7 +247,9 @@ export class Wire implements EventListenerObject {
       return;
     }
     this.#budget = Infinity; // fail once; the connection closes
-    this.host.sendBufferFull(
+    this.host.fail(
+      CLOSE_CODE.POLICY_VIOLATION,
+      "send buffer full",
       new RangeError(
         `Cannot buffer more for a peer that is not reading: ${payload} bytes in about ${queued} sends are waiting to be sent, about ${held} bytes with Deno's per-send cost; maxBufferedAmount is ${this.#maxBufferedAmount}`,
       ),

@@ -1388,11 +1388,13 @@ export class Connection<Data = unknown> extends EventTarget {
       const conn = this.#conn;
       // Deno's second close event after an idle timeout.
       if (conn.#delivery.pending || conn.#closeInfo) return;
-      if (socketError && !conn.#failure) {
-        conn.#delivery.error(new Error(socketError));
-      }
-      const info = closeInfoOf(event, socketError);
       const failure = conn.#failure;
+      const info = closeInfoOf(event, socketError);
+      // Deno's error text goes to parse_error and stays on the close info:
+      // one Error (a stack trace each) for both.
+      if (socketError && !failure) {
+        conn.#delivery.error(info.error ?? new Error(socketError));
+      }
       conn.#delivery.end(failure ? { ...info, error: failure } : info);
     }
 

@@ -1178,8 +1178,10 @@ export class Connection<Data = unknown> extends EventTarget {
   }
 
   /**
-   * Adds a DOM listener. A throwing listener does not crash Deno: for
-   * `message` it is treated like a throwing handler (see the class docs).
+   * Adds a DOM listener. A listener that throws or whose promise rejects
+   * does not crash Deno: for `message` and `open` it is treated like a
+   * throwing handler (see the class docs); for `error` and `close` it is
+   * logged.
    *
    * @param type `open`, `message`, `error` or `close`.
    * @param listener The listener.
@@ -1349,9 +1351,12 @@ export class Connection<Data = unknown> extends EventTarget {
     if (!wrapper && create) {
       const once = typeof options === "object" &&
         !!(options as AddEventListenerOptions).once;
-      // A message or reconnect listener fails like a handler (1011/4011);
-      // other events' listeners only get logged.
-      const fails = type === "message" || type === "reconnect";
+      // A message, open or reconnect listener runs while the connection is
+      // open: it fails like a handler (1011/4011). Error, close and
+      // reconnecting listeners run while it is closing, finished or between
+      // sockets: they only get logged.
+      const fails = type === "message" || type === "open" ||
+        type === "reconnect";
       const failed = (error: unknown) => {
         if (fails) this.#handlerFailed(error);
         else reportHandlerError(`${type} listener`, error);

@@ -10,6 +10,7 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import type { ConnectionLimits } from "../connection.ts";
 import { DenoProcess } from "./_deno_process.ts";
+import { within } from "./_fixture.ts";
 import { openPair, SIDES } from "./_pair.ts";
 
 const MIB = 1024 * 1024;
@@ -85,6 +86,26 @@ for (const side of SIDES) {
       );
       assertEquals(conn[name], DEFAULTS[name], name);
     }
+  });
+}
+
+for (const event of ["message", "each_message", "finish"] as const) {
+  Deno.test(`unregistering a function registered twice for ${event} removes one registration (Perl removes both)`, async () => {
+    await using pair = await openPair();
+    const { conn, peer } = pair.sides("client");
+    let calls = 0;
+    const handler = () => void calls++;
+    const unregister = conn.on(event, handler);
+    conn.on(event, handler);
+    unregister();
+    unregister(); // harmless: still one registration left
+    const done = Promise.withResolvers<void>();
+    // Registered last, so it runs after both registrations of handler.
+    conn.on(event, () => done.resolve());
+    if (event === "finish") peer.close(1000);
+    else peer.send("one");
+    await within(done.promise, `the ${event} handlers`);
+    assertEquals(calls, 1);
   });
 }
 

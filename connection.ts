@@ -229,7 +229,10 @@ function warnDeprecated(method: string, instead: string): void {
  * Delivery rules:
  * - A message goes at once to the consumers registered when it arrives, so
  *   handlers registered in `onEstablish` or right after `await connect()`
- *   answer even a peer that sends a message and closes at once.
+ *   answer even a peer that sends a message and closes at once, when they
+ *   send the reply synchronously: Deno answers a close frame that came in
+ *   the same read as soon as the message's dispatch returns, so a reply
+ *   made after an `await` (a `for await` body) goes nowhere.
  * - Messages that arrive while nothing reads them are held (up to
  *   {@linkcode ConnectionOptions.maxPendingMessages} and
  *   {@linkcode ConnectionOptions.maxPendingBytes}) and delivered, in order,

@@ -16,7 +16,7 @@ import { type CloseInfo, Connection } from "../connection.ts";
 import type { ReconnectOptions } from "../reconnect.ts";
 import { DenoProcess } from "./_deno_process.ts";
 import { listen, within, wsUrl } from "./_fixture.ts";
-import { openPair, type Side, sideCode, SIDES } from "./_pair.ts";
+import { openPair, sideCode, SIDES } from "./_pair.ts";
 
 /**
  * Replaces `console.error` while `fn` runs; `fn` gets the lines logged so

@@ -149,9 +149,25 @@ const SCHEMES = new Set(["ws:", "wss:", "http:", "https:"]);
  * console.log(conn.subprotocol, `${await conn.nextMessage()}`);
  * ```
  */
-export async function connect(
+export function connect(
   url: string | URL,
   options: ConnectOptions = {},
+): Promise<Connection> {
+  // Not async: without a reconnect policy, the promise returned here is the
+  // one the open event resolves, so the caller's `await connect()` resumes
+  // before Deno's receive loop dispatches a first message that came with
+  // the 101 (one more promise hop, and handlers registered after the await
+  // would only see it held, after Deno answered a close that followed it).
+  try {
+    return connectOnce(url, options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+function connectOnce(
+  url: string | URL,
+  options: ConnectOptions,
 ): Promise<Connection> {
   const target = String(url);
   let parsed: URL | undefined;
@@ -189,13 +205,11 @@ export async function connect(
           reconnect: reconnector,
         } as ResolvedOptions),
     );
-  if (!reconnector) return await first();
+  if (!reconnector) return first();
   // With `reconnect`, a first attempt that fails for a reason the policy
   // retries (5xx, refused TCP, timeout) is retried like a reconnection, by
   // the same loop: backoff, then up to maxAttempts attempts in all.
-  try {
-    return await reconnector.first(first, options.signal);
-  } catch (error) {
+  return reconnector.first(first, options.signal).catch((error) => {
     if (error instanceof ConnectError) throw error;
     throw new ConnectError(
       `unable to connect to ${target}: aborted`,
@@ -203,7 +217,7 @@ export async function connect(
       undefined,
       { cause: error },
     );
-  }
+  });
 }
 
 /**
@@ -211,7 +225,7 @@ export async function connect(
  * (so the adopter's listeners see every frame); rejects with a
  * {@linkcode ConnectError}. Used for the first connection and reconnections.
  */
-async function openSocket<T>(
+function openSocket<T>(
   target: string,
   parsed: URL,
   protocols: string[],
@@ -221,13 +235,13 @@ async function openSocket<T>(
   const timeout = options.timeout ?? DEFAULT_TIMEOUT;
   const { signal } = options;
   if (signal?.aborted) {
-    throw new ConnectError(
-      `unable to connect to ${target}: aborted`,
-      target,
-      undefined,
-      {
-        cause: signal.reason,
-      },
+    return Promise.reject(
+      new ConnectError(
+        `unable to connect to ${target}: aborted`,
+        target,
+        undefined,
+        { cause: signal.reason },
+      ),
     );
   }
 
@@ -241,22 +255,57 @@ async function openSocket<T>(
     // reported on the socket instead of ending the process.
     watchSocket(socket);
   } catch (error) {
-    throw new ConnectError(
-      `unable to connect to ${target}: ${(error as Error).message}`,
-      target,
-      undefined,
-      { cause: error },
+    return Promise.reject(
+      new ConnectError(
+        `unable to connect to ${target}: ${(error as Error).message}`,
+        target,
+        undefined,
+        { cause: error },
+      ),
     );
   }
 
-  // The Connection is created inside the open event, so its listeners are
-  // attached before any frame that arrives in the same task is dispatched.
-  const opened = new Promise<T>((resolve, reject) => {
+  // One promise, settled by the socket's events, the timer or the signal,
+  // and resolved inside the open event itself: the Connection is created
+  // there, so its listeners are attached before any frame that arrives in
+  // the same task is dispatched, and whoever awaits this promise resumes
+  // before Deno dispatches that frame (see connect()).
+  // Not @std/async's deadline(): its AbortSignal.timeout() keeps each
+  // attempt's timer and closures alive for the whole timeout (30 s by
+  // default) after the handshake succeeded, ~600 bytes per connect.
+  return new Promise<T>((resolve, reject) => {
     let failure = "";
+    const onAbort = () => giveUp("aborted", signal?.reason);
+    const timer = setTimeout(
+      () =>
+        giveUp(
+          `no handshake response within ${timeout} ms`,
+          new DOMException("Handshake timed out", "TimeoutError"),
+        ),
+      timeout,
+    );
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const settled = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    const giveUp = (why: string, cause: unknown) => {
+      settled();
+      socket.close();
+      reject(
+        new ConnectError(
+          `unable to connect to ${target}: ${why}`,
+          target,
+          undefined,
+          { cause },
+        ),
+      );
+    };
     socket.addEventListener("error", (event) => {
       failure ||= (event as ErrorEvent).message;
     }, { once: true });
     socket.addEventListener("close", () => {
+      settled();
       const status = /status code:?\s*(\d{3})/i.exec(failure)?.[1];
       reject(
         new ConnectError(
@@ -271,6 +320,7 @@ async function openSocket<T>(
       );
     }, { once: true });
     socket.addEventListener("open", () => {
+      settled();
       const problem = checkSubprotocol(protocols, socket.protocol) ??
         checkExtensions(socket.extensions);
       if (problem) {
@@ -278,43 +328,14 @@ async function openSocket<T>(
         reject(new ConnectError(problem, target));
         return;
       }
-      resolve(adopt(socket));
+      try {
+        resolve(adopt(socket));
+      } catch (error) {
+        socket.close();
+        reject(error);
+      }
     }, { once: true });
   });
-
-  // Not @std/async's deadline(): its AbortSignal.timeout() keeps each
-  // attempt's timer and closures alive for the whole timeout (30 s by
-  // default) after the handshake succeeded, ~600 bytes per connect.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let onAbort: (() => void) | undefined;
-  const bound = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(
-      () => reject(new DOMException("Handshake timed out", "TimeoutError")),
-      timeout,
-    );
-    onAbort = () => reject(signal?.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-  try {
-    return await Promise.race([opened, bound]);
-  } catch (error) {
-    if (error instanceof ConnectError) throw error;
-    socket.close();
-    const why = error instanceof DOMException && error.name === "TimeoutError"
-      ? `no handshake response within ${timeout} ms`
-      : "aborted";
-    throw new ConnectError(
-      `unable to connect to ${target}: ${why}`,
-      target,
-      undefined,
-      {
-        cause: error,
-      },
-    );
-  } finally {
-    clearTimeout(timer);
-    if (onAbort) signal?.removeEventListener("abort", onAbort);
-  }
 }
 
 /**

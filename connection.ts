@@ -209,7 +209,10 @@ export interface ConnectionHandlers<Data = unknown> {
  * Delivery rules:
  * - A message goes at once to the consumers registered when it arrives, so
  *   handlers registered in `onEstablish` or right after `await connect()`
- *   answer even a peer that sends a message and closes at once.
+ *   answer even a peer that sends a message and closes at once, when they
+ *   send the reply synchronously: Deno answers a close frame that came in
+ *   the same read as soon as the message's dispatch returns, so a reply
+ *   made after an `await` (a `for await` body) goes nowhere.
  * - Messages that arrive while nothing reads them are held (up to
  *   {@linkcode ConnectionOptions.maxPendingMessages} and
  *   {@linkcode ConnectionOptions.maxPendingBytes}) and delivered, in order,
@@ -1121,8 +1124,10 @@ export class Connection<Data = unknown> extends EventTarget {
   }
 
   /**
-   * Adds a DOM listener. A throwing listener does not crash Deno: for
-   * `message` it is treated like a throwing handler (see the class docs).
+   * Adds a DOM listener. A listener that throws or whose promise rejects
+   * does not crash Deno: for `message` and `open` it is treated like a
+   * throwing handler (see the class docs); for `error` and `close` it is
+   * logged.
    *
    * @param type `open`, `message`, `error` or `close`.
    * @param listener The listener.
@@ -1258,9 +1263,12 @@ export class Connection<Data = unknown> extends EventTarget {
     options: boolean | EventListenerOptions | undefined,
     create: boolean,
   ): EventListener | undefined {
-    // A message or reconnect listener fails like a handler (1011/4011);
-    // other events' listeners only get logged.
-    const fails = type === "message" || type === "reconnect";
+    // A message, open or reconnect listener runs while the connection is
+    // open: it fails like a handler (1011/4011). Error, close and
+    // reconnecting listeners run while it is closing, finished or between
+    // sockets: they only get logged.
+    const fails = type === "message" || type === "open" ||
+      type === "reconnect";
     const dom = create ? this.#dom ??= new DomListeners() : this.#dom;
     return dom?.wrapperFor(
       type,

@@ -106,7 +106,8 @@ export function callReported<A extends unknown[]>(
  * @param error What it threw or rejected with.
  */
 export function reportHandlerError(where: string, error: unknown): void {
-  console.error(`anyws: a ${where} failed; ignored:`, error);
+  const article = /^[aeiou]/.test(where) ? "an" : "a";
+  console.error(`anyws: ${article} ${where} failed; ignored:`, error);
 }
 
 /**

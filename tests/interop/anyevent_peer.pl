@@ -3,6 +3,12 @@
 # as a client. Usage: perl anyevent_peer.pl client|nested <url>
 # Follows the fixed script in _scenarios.ts: print OPEN, echo, obey
 # "cmd:close <code> <reason>", print CLOSED <code> <reason>.
+# Also: perl anyevent_peer.pl hi_close <url> <rounds> [<code>] connects
+# <rounds> times, one after the other, and each time sends "hi" and its
+# close (with <code>, or AnyEvent's default close() without one) right
+# after connecting, as Plack::App::WebSocket's own Echo test does; it
+# prints "ROUND <n> GOT <text>" per message received and
+# "ROUND <n> CLOSED <code>" at each finish, then "DONE".
 use strict;
 use warnings;
 use AnyEvent;
@@ -11,9 +17,10 @@ use AnyEvent::WebSocket::Client;
 binmode STDOUT, ':encoding(UTF-8)';
 $| = 1;
 
-my ($mode, $url) = @ARGV;
-my $done = AnyEvent->condvar;
+my ($mode, $url, $rounds, $code) = @ARGV;
 my $conn;    # held here: AnyEvent closes a connection nobody references
+exit hi_close() if $mode eq 'hi_close';
+my $done = AnyEvent->condvar;
 
 # max_payload_size => 0: no limit (Protocol::WebSocket's default is 64 KiB).
 my $client = AnyEvent::WebSocket::Client->new(
@@ -69,3 +76,26 @@ sub nested {
 }
 
 $done->recv;
+
+sub hi_close {
+  my $client = AnyEvent::WebSocket::Client->new;
+  for my $round (1 .. $rounds) {
+    my $finished = AnyEvent->condvar;
+    $client->connect($url)->cb(sub {
+      $conn = eval { shift->recv };    # held: see $conn above
+      die "connect failed: $@" unless $conn;
+      $conn->on(each_message => sub {
+        print "ROUND $round GOT ", $_[1]->decoded_body, "\n";
+      });
+      $conn->on(finish => sub {
+        print "ROUND $round CLOSED ", ($_[0]->close_code // ''), "\n";
+        $finished->send;
+      });
+      $conn->send('hi');
+      defined $code ? $conn->close($code) : $conn->close;
+    });
+    $finished->recv;
+  }
+  print "DONE\n";
+  return 0;
+}

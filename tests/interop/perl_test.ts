@@ -9,7 +9,7 @@
 
 import { assertEquals } from "@std/assert";
 import { connect } from "../../client.ts";
-import type { Connection } from "../../connection.ts";
+import type { CloseInfo, Connection } from "../../connection.ts";
 import { listen, within, wsUrl } from "../_fixture.ts";
 import { spawnPeer } from "./_peer_process.ts";
 import { CHOSEN, interopTests, REQUIRE_PEERS } from "./_scenarios.ts";
@@ -121,3 +121,74 @@ Deno.test({
     assertEquals(seen, ["NEXT one", "EACH two"]);
   },
 });
+
+// Nothing lost (see ../nothing_lost_test.ts): the AnyEvent client as
+// Plack::App::WebSocket's own Echo test uses it, sending a message and its
+// close right after connecting, ROUNDS times in one process.
+const ROUNDS = 20;
+
+for (
+  const close of [
+    { code: 1000, wire: "close(1000)", anywsSees: 1000, perlSees: 1000 },
+    // AnyEvent's default close() packs 1005 into the frame (RFC 6455
+    // reserves it: it must not be sent). Deno refuses it, answers 1002 and
+    // reports "Invalid close code"; the echo still gets out first.
+    {
+      code: undefined,
+      wire: "its default close() (1005 on the wire)",
+      anywsSees: 1006,
+      perlSees: 1002,
+    },
+  ]
+) {
+  Deno.test({
+    name:
+      `${anyeventName} sending "hi" and ${close.wire} right after connecting gets the echo of an on("message") handler first, ${ROUNDS}/${ROUNDS}`,
+    ignore: anyevent.missing !== undefined && !REQUIRE_PEERS,
+    async fn() {
+      if (anyevent.missing) {
+        throw new Error(`Cannot run ${anyeventName}: ${anyevent.missing}`);
+      }
+      const ends: Promise<CloseInfo>[] = [];
+      await using server = listen({
+        onEstablish(conn) {
+          conn.on("message", (conn, data) => conn.send(data));
+          ends.push(conn.closed);
+        },
+      });
+      await using peer = (await spawnPeer(anyeventName, PERL, [
+        ANYEVENT,
+        "hi_close",
+        wsUrl(server),
+        String(ROUNDS),
+        ...(close.code === undefined ? [] : [String(close.code)]),
+      ])).peer;
+      const lines: string[] = [];
+      for (let line = ""; line !== "DONE";) {
+        line = await peer.nextLine(`line ${lines.length + 1}`);
+        lines.push(line);
+        if (lines.length > 3 * ROUNDS) break; // bounded whatever it prints
+      }
+      const echoed = lines.filter((line) => / GOT hi$/.test(line)).length;
+      assertEquals(`${echoed}/${ROUNDS}`, `${ROUNDS}/${ROUNDS}`, "echoes");
+      // Each echo came before that round's finish, and the close codes.
+      const expected = Array.from({ length: ROUNDS }, (_, i) => [
+        `ROUND ${i + 1} GOT hi`,
+        `ROUND ${i + 1} CLOSED ${close.perlSees}`,
+      ]).flat();
+      assertEquals(lines, [...expected, "DONE"]);
+      const infos = await within(Promise.all(ends), "every finish");
+      assertEquals(infos.length, ROUNDS);
+      for (const info of infos) {
+        if (close.code === undefined) {
+          assertEquals(
+            [info.code, info.wasClean, info.error?.message],
+            [1006, false, "Invalid close code"],
+          );
+        } else {
+          assertEquals([info.code, info.wasClean], [1000, true]);
+        }
+      }
+    },
+  });
+}

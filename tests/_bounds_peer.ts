@@ -36,7 +36,11 @@ export interface Outcome {
 export class BoundsServer implements AsyncDisposable {
   readonly process: DenoProcess;
 
-  constructor(library?: string) {
+  /**
+   * @param library The mod.ts to load; `ANYWS_BOUNDS_LIBRARY` overrides the
+   * default (this checkout), to run the tests against an older one.
+   */
+  constructor(library = Deno.env.get("ANYWS_BOUNDS_LIBRARY")) {
     this.process = new DenoProcess([
       "run",
       "-A",

@@ -41,8 +41,11 @@ const MAX_BUFFERED_AMOUNT = 16 * MiB;
  */
 const PER_CONNECTION = 2 * MAX_PENDING_BYTES + 3 * MAX_MESSAGE_SIZE +
   2 * MAX_BUFFERED_AMOUNT + 8 * KiB + 40 * KiB;
-/** Garbage not yet collected and allocator slack (measured up to ~25 MiB). */
-const MARGIN = 32 * MiB;
+/**
+ * Per process: dropped messages not yet collected, and allocator slack (a
+ * peer flooding 8 MiB messages past the bound: up to ~60 MiB measured).
+ */
+const MARGIN = 64 * MiB;
 
 const UNREAD =
   /More than 1024 messages arrived with nothing reading them \(maxPendingMessages\)/;

@@ -33,13 +33,15 @@ const MAX_BUFFERED_AMOUNT = 16 * MiB;
 /**
  * The formula of docs/limits.md for one server connection with the
  * defaults. Receiving: unread messages (twice maxPendingBytes: text counts
- * UTF-16 units, and V8 may keep 2 bytes per unit), plus three messages: the
- * one the application is handling, the one that crossed the bound, and the
- * one Deno assembles. Sending: the send buffer twice (Deno's copies with
- * their per-send cost, which the budget counts, and the payloads they came
- * from until collected). Then the kept request headers and the connection.
+ * UTF-16 units, and V8 may keep 2 bytes per unit), the message the
+ * application is handling, and the one Deno assembles, twice while it is
+ * handed to JavaScript (that copy is the one that crosses a bound).
+ * Sending: the send buffer twice (Deno's copies with their per-send cost,
+ * which the budget counts, and the payloads they came from until
+ * collected). Then the kept request headers and the connection itself.
  */
-const PER_CONNECTION = 2 * MAX_PENDING_BYTES + 3 * MAX_MESSAGE_SIZE +
+const PER_CONNECTION = 2 * MAX_PENDING_BYTES + MAX_MESSAGE_SIZE +
+  2 * MAX_MESSAGE_SIZE +
   2 * MAX_BUFFERED_AMOUNT + 8 * KiB + 40 * KiB;
 /**
  * Per process: dropped messages not yet collected, and allocator slack (a

@@ -39,6 +39,9 @@ export interface WireHost {
  */
 export const SEND_COST = 1024;
 
+/** The send size from which {@linkcode SEND_COST} is not counted. */
+const LARGE_SEND = 64 * 1024;
+
 const SOCKET_EVENTS = ["message", "open", "error", "close"] as const;
 
 /**
@@ -211,10 +214,12 @@ export class Wire implements EventListenerObject {
     }
     const average = Math.max(this.#sentUnits / this.#sends, 1);
     const queued = Math.min(this.#sends, Math.ceil(payload / average));
-    // Deno holds a copy of each queued payload plus SEND_COST of its own
-    // (a 1 KiB send holds ~2 KiB: counting the larger of the two, as before,
-    // let 16 MiB of budget hold ~31 MiB).
-    const held = payload + queued * SEND_COST;
+    // Deno holds a copy of each queued payload plus SEND_COST of its own (a
+    // 1 KiB send holds ~2 KiB: counting the larger of the two, as before,
+    // let 16 MiB of budget hold ~31 MiB). From LARGE_SEND up the cost is
+    // under 2% and is left out, so that one message of maxBufferedAmount
+    // (or two of half of it) still fits.
+    const held = payload + (average < LARGE_SEND ? queued * SEND_COST : 0);
     const room = this.#maxBufferedAmount - held;
     if (room >= 0) {
       this.#budget = room;

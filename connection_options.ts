@@ -56,7 +56,8 @@ export interface ConnectionOptions<Data = unknown> {
    * them (no handler, listener, pending `nextMessage()` or iterator), or
    * queued for a `for await` loop that has not caught up. One more, and
    * `parse_error` fires and the connection closes with 1008 (server side) or
-   * 4008 (client side): nothing is dropped silently.
+   * 4008 (client side): nothing is dropped silently. Past the bound, no
+   * later message reaches any consumer.
    *
    * @default {1024}
    */
@@ -83,9 +84,10 @@ export interface ConnectionOptions<Data = unknown> {
   /**
    * The most memory, in bytes, that sends may hold while they wait to reach
    * the kernel: Deno's `bufferedAmount` plus sends queued while connecting,
-   * where every send still queued counts at least 1 KiB, about what Deno
-   * holds per queued send (so a flood of small messages is bounded too; the
-   * number queued is estimated from the average size), checked after each
+   * where every send still queued counts its payload plus 1 KiB, about what
+   * Deno holds beside its copy (sends of 64 KiB or more: the payload alone),
+   * so a flood of small messages is bounded too (the number queued is
+   * estimated from the average size), checked after each
    * {@linkcode Connection.send}. Over it, the peer is not reading fast
    * enough: `parse_error` fires and the connection closes with 1008 (server
    * side) or 4008 (client side) instead of buffering without bound. Use

@@ -78,6 +78,7 @@ export class Delivery<C> {
   // arrived since the last one at once.
   #pullOnly = false;
   #held = false;
+  #overflowed = false;
   #scheduled = false;
   #onRejected: ((error: unknown) => void) | undefined;
 
@@ -137,7 +138,9 @@ export class Delivery<C> {
 
   /** A message arrived: deliver it now, or hold it within the bounds. */
   received(message: Message): void {
-    if (this.#ended) return;
+    // Past a bound the connection is closing with an error: later messages
+    // reach no one (rather than some consumers, after a gap).
+    if (this.#ended || this.#overflowed) return;
     if (this.#inbox.length === 0 && this.#hasConsumers()) {
       this.#dispatch(message);
       return;
@@ -152,6 +155,7 @@ export class Delivery<C> {
     ) {
       inbox.pop(); // what is held stays within the bounds
       this.#inboxBytes -= heldSize(message);
+      this.#overflowed = true;
       this.#host.fail(
         CLOSE_CODE.POLICY_VIOLATION,
         "too many unread messages",
@@ -404,6 +408,7 @@ export class Delivery<C> {
   }
 
   #iteratorOverflow(): void {
+    this.#overflowed = true;
     const { maxPendingMessages, maxPendingBytes } = this.#limits;
     this.#host.fail(
       CLOSE_CODE.POLICY_VIOLATION,

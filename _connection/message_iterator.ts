@@ -37,6 +37,7 @@ export interface QueueLimits {
 export class MessageIterator implements AsyncIterableIterator<Message> {
   #queue: Message[] = [];
   #queuedBytes = 0;
+  #overflowed = false;
   #waiting: PromiseWithResolvers<IteratorResult<Message>> | undefined;
   #end: CloseInfo | undefined;
   readonly #limits: QueueLimits;
@@ -50,24 +51,36 @@ export class MessageIterator implements AsyncIterableIterator<Message> {
   /**
    * Hands a message to the loop, or queues it.
    *
-   * @returns `false` when the queue is over the connection's unread bounds
-   * (the message is queued anyway: the connection is about to close).
+   * @returns `false` when the message does not fit in the connection's
+   * unread bounds. It is not queued, nor is any later one: the connection is
+   * about to close, and the loop gets what came before, then the error
+   * (without this, a peer kept the queue growing until Deno stopped reading:
+   * 14 messages of 8 MiB for a 32 MiB bound, measured).
    */
   push(message: Message): boolean {
+    if (this.#overflowed) return false;
     if (this.#waiting) {
       this.#waiting.resolve({ value: message, done: false });
       this.#waiting = undefined;
       return true;
     }
     const queue = this.#queue;
-    queue.push(message);
-    if (queue.length === 1) {
-      this.#queuedBytes = heldSize(message);
+    const size = heldSize(message);
+    if (queue.length === 0) {
+      queue.push(message);
+      this.#queuedBytes = size;
       return true; // the first unread message always fits
     }
-    this.#queuedBytes += heldSize(message);
-    return queue.length <= this.#limits.maxPendingMessages &&
-      this.#queuedBytes <= this.#limits.maxPendingBytes;
+    if (
+      queue.length >= this.#limits.maxPendingMessages ||
+      this.#queuedBytes + size > this.#limits.maxPendingBytes
+    ) {
+      this.#overflowed = true;
+      return false;
+    }
+    queue.push(message);
+    this.#queuedBytes += size;
+    return true;
   }
 
   /** The loop ends (or throws, for an abnormal end) once the queue is read. */

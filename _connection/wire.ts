@@ -34,12 +34,16 @@ export interface WireHost {
 }
 
 /**
- * About how much memory Deno holds for each send still queued (measured on
- * Deno 2.9.6: ~1 KiB beyond a small payload). Counting every queued send at
- * no less than this bounds a flood of small sends to a peer that does not
- * read, which payload bytes alone miss by ~60x for 16-byte messages.
+ * About how much memory Deno holds for each send still queued, beyond its
+ * own copy of the payload (measured on Deno 2.9.6: 1.1-1.4 KiB, whatever the
+ * payload size; tests/bounds_test.ts). Counting it for every queued send
+ * bounds a flood of small sends to a peer that does not read, which payload
+ * bytes alone miss by ~60x for 16-byte messages.
  */
 export const SEND_COST = 1024;
+
+/** The send size from which {@linkcode SEND_COST} is not counted. */
+const LARGE_SEND = 64 * 1024;
 
 const SOCKET_EVENTS = ["message", "open", "error", "close"] as const;
 
@@ -238,9 +242,12 @@ export class Wire implements EventListenerObject {
     }
     const average = Math.max(this.#sentUnits / this.#sends, 1);
     const queued = Math.min(this.#sends, Math.ceil(payload / average));
-    // Each queued send holds at least SEND_COST: small sends are counted at
-    // that, large ones at their payload.
-    const held = payload + queued * Math.max(SEND_COST - average, 0);
+    // Deno holds a copy of each queued payload plus SEND_COST of its own (a
+    // 1 KiB send holds ~2 KiB: counting only the larger of the two let 16 MiB
+    // of budget hold ~31 MiB). From LARGE_SEND up the cost is
+    // under 2% and is left out, so that one message of maxBufferedAmount
+    // (or two of half of it) still fits.
+    const held = payload + (average < LARGE_SEND ? queued * SEND_COST : 0);
     const room = this.#maxBufferedAmount - held;
     if (room >= 0) {
       this.#budget = room;

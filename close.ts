@@ -145,3 +145,13 @@ export function checkCloseReason(reason: string): void {
 export function sideCode(code: number, role: Role): number {
   return role === "server" ? code : code + 3000;
 }
+
+/**
+ * An `Error` for anything thrown: handlers may throw any value.
+ *
+ * @param thrown What was thrown or rejected.
+ * @returns `thrown` itself when it is an Error, else a new Error of its text.
+ */
+export function asError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
+}

@@ -25,6 +25,7 @@
  */
 
 import {
+  asError,
   checkCloseCode,
   checkCloseReason,
   type CloseInfo,
@@ -61,7 +62,6 @@ import {
 import type { PublishData, Topics } from "./topics.ts";
 import { Delivery, type DeliveryHost } from "./_connection/delivery.ts";
 import {
-  asError,
   EventHandlers,
   registrations,
   reportHandlerError,

@@ -25,7 +25,7 @@
  */
 
 import { delay as sleep } from "@std/async/delay";
-import type { CloseInfo } from "./close.ts";
+import { asError, type CloseInfo } from "./close.ts";
 import { sendableLength } from "./message.ts";
 
 // The types this entry's signatures name, so that it works on its own.
@@ -901,10 +901,6 @@ type Outcome<T> =
 
 /** The close code of "Try Again Later" (RFC 6455 registry). */
 const TRY_AGAIN_LATER = 1013;
-
-function asError(thrown: unknown): Error {
-  return thrown instanceof Error ? thrown : new Error(String(thrown));
-}
 
 function check(name: string, value: number, min: number): number {
   if (typeof value !== "number" || !(value >= min) || value === Infinity) {

@@ -22,6 +22,7 @@
 import { type CloseInfo, ConnectionClosedError } from "../close.ts";
 import type { NextMessageOptions } from "../connection_options.ts";
 import { CLOSE_CODE, type Message } from "../message.ts";
+import { watchResult } from "./handlers.ts";
 import {
   heldSize,
   MessageIterator,
@@ -399,12 +400,10 @@ export class Delivery<C> {
 
   /** An async handler is a handler: its rejection is a failure too. */
   #watch(result: unknown): void {
-    if (result instanceof Promise) {
-      result.then(
-        undefined,
-        this.#onRejected ??= (error) => this.#host.handlerFailed(error),
-      );
-    }
+    watchResult(
+      result,
+      this.#onRejected ??= (error) => this.#host.handlerFailed(error),
+    );
   }
 
   #iteratorOverflow(): void {

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { watchResult } from "./handlers.ts";
+
 // Event types that have had a listener, as bits.
 const BITS: Record<string, number> = {
   open: 1,
@@ -59,7 +61,7 @@ export class DomListeners {
           const result: unknown = typeof listener === "function"
             ? listener.call(target, event)
             : listener.handleEvent(event);
-          if (result instanceof Promise) result.then(undefined, failed);
+          watchResult(result, failed);
         } catch (error) {
           // As for a throwing handler: skip the rest of this message's
           // consumers. Other events still reach every listener.

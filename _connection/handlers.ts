@@ -53,13 +53,6 @@ export class HandlerList<F extends Fn> {
       : [...this.items.slice(0, i), ...this.items.slice(i + 1)];
     return true;
   }
-
-  /** Empties the list and returns what it held. */
-  take(): readonly F[] {
-    const items = this.items;
-    this.items = NONE;
-    return items;
-  }
 }
 
 /**
@@ -108,16 +101,6 @@ export function callReported<A extends unknown[]>(
 export function reportHandlerError(where: string, error: unknown): void {
   const article = /^[aeiou]/.test(where) ? "an" : "a";
   console.error(`anyws: ${article} ${where} failed; ignored:`, error);
-}
-
-/**
- * An `Error` for anything thrown: handlers may throw any value.
- *
- * @param thrown What was thrown or rejected.
- * @returns `thrown` itself when it is an Error, else a new Error of its text.
- */
-export function asError(thrown: unknown): Error {
-  return thrown instanceof Error ? thrown : new Error(String(thrown));
 }
 
 /**

@@ -38,6 +38,7 @@ import { CLOSE_CODE, type SendData, toSendable } from "./message.ts";
 import { type PublishData, Topics } from "./topics.ts";
 import { upgradeWithDeno } from "./_server/deno_upgrade.ts";
 import { KeptRequest } from "./_server/kept_request.ts";
+import { readsOnlyFirstArgument } from "./_server/establish_args.ts";
 import { Listener, type ServeWithHandler } from "./_server/listener.ts";
 import {
   checkHandlerOptions,
@@ -446,6 +447,8 @@ function buildHandler<Data>(
     }
   };
 
+  // `(conn) => …` never sees the request copy: do not build it.
+  const connOnly = readsOnlyFirstArgument(onEstablish);
   return async (request, info) => {
     try {
       const wrongPath = path !== undefined &&
@@ -479,8 +482,8 @@ function buildHandler<Data>(
         data = verdict.data;
       }
       // Read before upgrading: Deno closes the request's info afterwards.
-      const establishInfo = info && readableInfo(info);
-      const result = upgradeChecked(request, prepared, info, data);
+      const establishInfo = connOnly ? undefined : info && readableInfo(info);
+      const result = upgradeChecked(request, prepared, info, data, !connOnly);
       if (result instanceof HandshakeError) {
         return await answerError(request, result);
       }
@@ -488,7 +491,9 @@ function buildHandler<Data>(
       track?.(conn);
       openCallbacks.set(
         conn,
-        () => establish(onEstablish, conn, kept.establish(), establishInfo),
+        connOnly
+          ? () => establishConnection(onEstablish, conn)
+          : () => establish(onEstablish, conn, kept.establish(), establishInfo),
       );
       return result.response;
     } catch (error) {
@@ -508,6 +513,7 @@ function upgradeChecked<Data>(
   prepared: PreparedUpgrade,
   info: Deno.ServeHandlerInfo | undefined,
   data: Data | undefined,
+  keepAll = true,
 ):
   | { response: Response; connection: Connection<Data>; kept: KeptRequest }
   | HandshakeError {
@@ -521,7 +527,7 @@ function upgradeChecked<Data>(
   }
   // Deno throws "Request closed" if the info is read after upgrading.
   const remoteAddr = info?.remoteAddr as Deno.NetAddr | undefined;
-  const kept = new KeptRequest(request);
+  const kept = new KeptRequest(request, keepAll);
   let upgraded: { socket: WebSocket; response: Response };
   try {
     upgraded = upgradeWithDeno(request, {
@@ -569,14 +575,29 @@ function establish<Data>(
   request: Request,
   info: Deno.ServeHandlerInfo | undefined,
 ): void {
-  const failed = (error: unknown) => {
-    console.error("anyws: onEstablish threw; closing with 1011:", error);
-    conn.close(CLOSE_CODE.INTERNAL_ERROR, "internal error");
-  };
   try {
     const result = onEstablish(conn, request, info);
-    if (result instanceof Promise) result.catch(failed);
+    if (result instanceof Promise) result.catch((error) => failed(conn, error));
   } catch (error) {
-    failed(error);
+    failed(conn, error);
   }
+}
+
+/** {@linkcode establish} for an `onEstablish` that reads only `conn`. */
+function establishConnection<Data>(
+  onEstablish: HandlerOptions<Data>["onEstablish"],
+  conn: Connection<Data>,
+): void {
+  try {
+    // It reads only its first argument (see readsOnlyFirstArgument).
+    const result = (onEstablish as (conn: Connection<Data>) => unknown)(conn);
+    if (result instanceof Promise) result.catch((error) => failed(conn, error));
+  } catch (error) {
+    failed(conn, error);
+  }
+}
+
+function failed(conn: Connection<unknown>, error: unknown): void {
+  console.error("anyws: onEstablish threw; closing with 1011:", error);
+  conn.close(CLOSE_CODE.INTERNAL_ERROR, "internal error");
 }

@@ -1176,17 +1176,17 @@ export class Connection<Data = unknown> extends EventTarget {
   ): void {
     if (listener === null) return;
     const wrapper = this.#wrapperFor(type, listener, options, true)!;
-    if (type === "message") {
-      this.#delivery.domListenerAdded();
-      if (typeof options === "object" && options.signal) {
-        options.signal.addEventListener(
-          "abort",
-          () => this.#delivery.domListenerRemoved(),
-          { once: true },
-        );
-      }
-    }
     super.addEventListener(type, wrapper, options);
+    if (
+      type === "message" &&
+      this.#dom!.addMessage(
+        wrapper,
+        options,
+        () => this.#delivery.domListenerRemoved(),
+      )
+    ) {
+      this.#delivery.domListenerAdded();
+    }
   }
 
   /**
@@ -1242,7 +1242,10 @@ export class Connection<Data = unknown> extends EventTarget {
     const wrapper = this.#wrapperFor(type, listener, options, false);
     if (!wrapper) return;
     super.removeEventListener(type, wrapper, options);
-    if (type === "message") this.#delivery.domListenerRemoved();
+    const capture = typeof options === "boolean" ? options : !!options?.capture;
+    if (type === "message" && this.#dom!.removeMessage(wrapper, capture)) {
+      this.#delivery.domListenerRemoved();
+    }
   }
 
   // ---- registration ----------------------------------------------------------
@@ -1269,7 +1272,7 @@ export class Connection<Data = unknown> extends EventTarget {
     // sockets: they only get logged.
     const fails = type === "message" || type === "open" ||
       type === "reconnect";
-    const dom = create ? this.#dom ??= new DomListeners() : this.#dom;
+    const dom = create ? this.#dom ??= this.#newDomListeners() : this.#dom;
     return dom?.wrapperFor(
       type,
       listener,
@@ -1279,10 +1282,18 @@ export class Connection<Data = unknown> extends EventTarget {
       fails
         ? (error) => this.#handlerFailed(error)
         : (error) => reportHandlerError(`${type} listener`, error),
-      type === "message"
-        ? () => this.#delivery.domListenerRemoved()
-        : undefined,
     );
+  }
+
+  #newDomListeners(): DomListeners {
+    const dom = new DomListeners();
+    // A `once` message listener fired from our list: EventTarget still has
+    // it (or fired it itself, and this removes nothing).
+    dom.onceRemoved = (wrapper, capture) => {
+      super.removeEventListener("message", wrapper, capture);
+      this.#delivery.domListenerRemoved();
+    };
+    return dom;
   }
 
   /** Dispatches a DOM event, if the type ever had a listener. */
@@ -1451,7 +1462,8 @@ export class Connection<Data = unknown> extends EventTarget {
     }
 
     dispatchDomMessage(message: Message): void {
-      this.#conn.dispatchEvent(new MessageEvent("message", { data: message }));
+      const conn = this.#conn;
+      conn.#dom?.dispatchMessage(conn, message);
     }
 
     emitError(error: Error): void {

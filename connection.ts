@@ -5,7 +5,7 @@
  *
  * @example Wrap a standard WebSocket
  * ```ts
- * import { Connection } from "@anyws/anyws/connection";
+import { Connection } from "@anyws/anyws/connection";
  * import { serve } from "@anyws/anyws/server";
  *
  * await using server = serve({
@@ -24,6 +24,7 @@
  * @module
  */
 
+import { provideSendIfOpen } from "./_connection/send_if_open.ts";
 import {
   asError,
   checkCloseCode,
@@ -362,6 +363,15 @@ export class Connection<Data = unknown> extends EventTarget {
       ? new ReconnectingWire(socket, host, limits, reconnector)
       : new Wire(socket, host, limits);
     if (socket.readyState === WebSocket.OPEN) this.#delivery.hold();
+  }
+
+  static {
+    // For Server.broadcast (see _connection/send_if_open.ts).
+    provideSendIfOpen((conn, payload) => {
+      const c = conn as Connection<unknown>;
+      if (c.#closeRequested || c.#closeInfo) return false;
+      return c.#wire.sendIfOpen(payload);
+    });
   }
 
   /** The underlying standard `WebSocket` (Perl: `handle`). */

@@ -42,6 +42,11 @@ export interface WireHost {
  */
 export const SEND_COST = 1024;
 
+// WebSocket ready states as constants: `WebSocket` is a getter on Deno's
+// global object, and its constants cost ~8 ns a read on the per-send path.
+const CONNECTING = 0;
+const OPEN = 1;
+
 /** The send size from which {@linkcode SEND_COST} is not counted. */
 const LARGE_SEND = 64 * 1024;
 
@@ -115,14 +120,31 @@ export class Wire implements EventListenerObject {
   /** Sends now, queues while connecting, or hands to `unsent()` otherwise. */
   send(payload: Sendable): void {
     const state = this.socket.readyState;
-    if (state === WebSocket.OPEN) {
+    if (state === OPEN) {
       this.socket.send(payload);
-    } else if (state === WebSocket.CONNECTING) {
+    } else if (state === CONNECTING) {
       (this.#outbox ??= []).push(payload);
     } else {
       this.unsent(payload);
       return;
     }
+    this.#count(payload);
+  }
+
+  /**
+   * Sends `payload` if the socket is open, else does nothing.
+   *
+   * @returns Whether it was sent.
+   */
+  sendIfOpen(payload: Sendable): boolean {
+    if (this.socket.readyState !== OPEN) return false;
+    this.socket.send(payload);
+    this.#count(payload);
+    return true;
+  }
+
+  /** Counts a send against the budget. */
+  #count(payload: Sendable): void {
     let units: number, bound: number;
     if (typeof payload === "string") {
       units = payload.length;

@@ -829,3 +829,28 @@ Deno.test("conn.request keeps at most 8 KiB of headers, whole, skipping big ones
   assertEquals(kept.url, conn.url);
   assertStrictEquals(conn.request, kept);
 });
+
+Deno.test("Server.broadcast() skips a connection that is closing: not sent, not counted, not shown to the filter", async () => {
+  const { server, established } = recordingServer();
+  await using _server = server;
+  const leaving = await within(connect(wsUrl(server)), "connect");
+  const leavingGot: string[] = [];
+  leaving.on("message", (_conn, data) => leavingGot.push(`${data}`));
+  const [closing] = await established();
+  const staying = await within(connect(wsUrl(server)), "connect");
+  await established();
+  closing.close(1000, "bye");
+  assertEquals(closing.readyState, WebSocket.CLOSING);
+  const filtered: Connection[] = [];
+  assertEquals(server.broadcast("one", (conn) => !!filtered.push(conn)), 1);
+  assertEquals(filtered.length, 1);
+  assertEquals(server.broadcast("two"), 1);
+  assertEquals(`${await within(staying.nextMessage(), "one")}`, "one");
+  assertEquals(`${await within(staying.nextMessage(), "two")}`, "two");
+  // The closing side's peer gets the close and nothing else.
+  const info = await within(leaving.closed, "the close");
+  assertEquals([info.code, info.reason], [1000, "bye"]);
+  assertEquals(leavingGot, []);
+  staying.close();
+  await staying.closed;
+});

@@ -75,10 +75,10 @@ import {
 import { closeInfoOf, toMessage, Wire } from "./_connection/wire.ts";
 import { DomListeners } from "./_connection/dom_listeners.ts";
 import {
-  finishCallbacks,
-  openCallbacks,
-  runCallback,
-} from "./_connection/lifecycle_callbacks.ts";
+  LIFECYCLE,
+  type Lifecycle,
+  LIFECYCLE_CONTEXT,
+} from "./_connection/lifecycle.ts";
 
 // The public names of the files around this one, so that
 // "@anyws/anyws/connection" offers everything about connections.
@@ -298,6 +298,9 @@ export class Connection<Data = unknown> extends EventTarget {
   #closeInfo: CloseInfo | undefined;
   // Made on first read: most connections are never awaited.
   #closedResolve: ((info: CloseInfo) => void) | undefined;
+  // A server's bookkeeping, and what it gets when the socket opens.
+  readonly #lifecycle: Lifecycle | undefined;
+  #lifecycleContext: unknown;
   #closed: Promise<CloseInfo> | undefined;
 
   /**
@@ -355,6 +358,9 @@ export class Connection<Data = unknown> extends EventTarget {
     this.#subprotocol = options.subprotocol;
     this.#topics = options.topics;
     this.data = options.data as Data;
+    const resolved = options as ResolvedOptions<Data>;
+    this.#lifecycle = resolved[LIFECYCLE];
+    this.#lifecycleContext = resolved[LIFECYCLE_CONTEXT];
     const host = new Connection.#Host(this);
     this.#delivery = new Delivery<Connection<Data>>(this, host, limits);
     const reconnector = this.#reconnector = options.reconnect;
@@ -1184,19 +1190,7 @@ export class Connection<Data = unknown> extends EventTarget {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | AddEventListenerOptions,
   ): void {
-    if (listener === null) return;
-    const wrapper = this.#wrapperFor(type, listener, options, true)!;
-    super.addEventListener(type, wrapper, options);
-    if (
-      type === "message" &&
-      this.#dom!.addMessage(
-        wrapper,
-        options,
-        () => this.#delivery.domListenerRemoved(),
-      )
-    ) {
-      this.#delivery.domListenerAdded();
-    }
+    if (listener !== null) this.#domListeners().add(type, listener, options);
   }
 
   /**
@@ -1248,14 +1242,7 @@ export class Connection<Data = unknown> extends EventTarget {
     listener: EventListenerOrEventListenerObject | null,
     options?: boolean | EventListenerOptions,
   ): void {
-    if (listener === null) return;
-    const wrapper = this.#wrapperFor(type, listener, options, false);
-    if (!wrapper) return;
-    super.removeEventListener(type, wrapper, options);
-    const capture = typeof options === "boolean" ? options : !!options?.capture;
-    if (type === "message" && this.#dom!.removeMessage(wrapper, capture)) {
-      this.#delivery.domListenerRemoved();
-    }
+    if (listener !== null) this.#dom?.remove(type, listener, options);
   }
 
   // ---- registration ----------------------------------------------------------
@@ -1269,41 +1256,20 @@ export class Connection<Data = unknown> extends EventTarget {
     return (this.#handlers ??= new EventHandlers()).add(event, handler);
   }
 
-  /** The wrapper that keeps a DOM listener's failure from reaching Deno. */
-  #wrapperFor(
-    type: string,
-    listener: EventListenerOrEventListenerObject,
-    options: boolean | EventListenerOptions | undefined,
-    create: boolean,
-  ): EventListener | undefined {
-    // A message, open or reconnect listener runs while the connection is
-    // open: it fails like a handler (1011/4011). Error, close and
-    // reconnecting listeners run while it is closing, finished or between
-    // sockets: they only get logged.
-    const fails = type === "message" || type === "open" ||
-      type === "reconnect";
-    const dom = create ? this.#dom ??= this.#newDomListeners() : this.#dom;
-    return dom?.wrapperFor(
-      type,
-      listener,
-      options,
-      create,
-      this,
-      fails
-        ? (error) => this.#handlerFailed(error)
-        : (error) => reportHandlerError(`${type} listener`, error),
-    );
-  }
-
-  #newDomListeners(): DomListeners {
-    const dom = new DomListeners();
-    // A `once` message listener fired from our list: EventTarget still has
-    // it (or fired it itself, and this removes nothing).
-    dom.onceRemoved = (wrapper, capture) => {
-      super.removeEventListener("message", wrapper, capture);
-      this.#delivery.domListenerRemoved();
-    };
-    return dom;
+  /** The DOM listeners, made with the first one. */
+  #domListeners(): DomListeners {
+    return this.#dom ??= new DomListeners(this, {
+      // A message, open or reconnect listener runs while the connection is
+      // open: it fails like a handler (1011/4011). Error, close and
+      // reconnecting listeners run while it is closing, finished or between
+      // sockets: they only get logged.
+      failed: (type, error) =>
+        type === "message" || type === "open" || type === "reconnect"
+          ? this.#handlerFailed(error)
+          : reportHandlerError(`${type} listener`, error),
+      messageListenerAdded: () => this.#delivery.domListenerAdded(),
+      messageListenerRemoved: () => this.#delivery.domListenerRemoved(),
+    });
   }
 
   /** Dispatches a DOM event, if the type ever had a listener. */
@@ -1375,7 +1341,8 @@ export class Connection<Data = unknown> extends EventTarget {
         wasClean: info.wasClean,
       }));
     this.#closedResolve?.(info);
-    runCallback(finishCallbacks, this);
+    this.#lifecycleContext = undefined;
+    this.#lifecycle?.finished(this);
   }
 
   /**
@@ -1398,7 +1365,12 @@ export class Connection<Data = unknown> extends EventTarget {
       const conn = this.#conn;
       conn.#delivery.hold();
       conn.#dispatchDom("open", () => new Event("open"));
-      runCallback(openCallbacks, conn);
+      const lifecycle = conn.#lifecycle;
+      if (lifecycle) {
+        const context = conn.#lifecycleContext;
+        conn.#lifecycleContext = undefined; // once, and not kept
+        lifecycle.opened(conn, context);
+      }
     }
 
     received(data: unknown): void {

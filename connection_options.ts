@@ -8,6 +8,11 @@
 import type { Role } from "./close.ts";
 import type { Reconnector } from "./reconnect.ts";
 import type { Topics } from "./topics.ts";
+import {
+  LIFECYCLE,
+  type Lifecycle,
+  LIFECYCLE_CONTEXT,
+} from "./_connection/lifecycle.ts";
 
 export type { Role };
 
@@ -218,6 +223,10 @@ export const RESOLVED_LIMITS: unique symbol = Symbol("anyws.resolvedLimits");
 export interface ResolvedOptions<Data = unknown>
   extends ConnectionOptions<Data> {
   [RESOLVED_LIMITS]?: ResolvedLimits;
+  /** The library's bookkeeping of this connection (a server's). */
+  [LIFECYCLE]?: Lifecycle;
+  /** What {@linkcode Lifecycle.opened} receives for this connection. */
+  [LIFECYCLE_CONTEXT]?: unknown;
 }
 
 /**

@@ -22,9 +22,10 @@ import { serve } from "@anyws/anyws/server";
 
 import { sendIfOpen } from "./_connection/send_if_open.ts";
 import {
-  finishCallbacks,
-  openCallbacks,
-} from "./_connection/lifecycle_callbacks.ts";
+  LIFECYCLE,
+  type Lifecycle,
+  LIFECYCLE_CONTEXT,
+} from "./_connection/lifecycle.ts";
 import { Connection } from "./connection.ts";
 import { RESOLVED_LIMITS, type ResolvedOptions } from "./connection_options.ts";
 import {
@@ -241,10 +242,7 @@ export class Server<Data = unknown> implements AsyncDisposable {
     checkHandlerOptions(options as HandlerOptions<never>, HANDLER);
     this.#topics = handlerTopics(options);
     this.#ownsTopics = options.topics === undefined;
-    const handler = buildHandler(options, this.#topics, (conn) => {
-      this.#connections.add(conn);
-      finishCallbacks.set(conn, () => this.#connections.delete(conn));
-    });
+    const handler = buildHandler(options, this.#topics, this.#connections);
     this.#http = new Listener(
       {
         ...(options.port === undefined ? {} : { port: options.port }),
@@ -437,7 +435,7 @@ export class Server<Data = unknown> implements AsyncDisposable {
 function buildHandler<Data>(
   options: HandlerOptions<Data>,
   topics: Topics,
-  track: ((conn: Connection<Data>) => void) | undefined,
+  connections: Set<Connection<Data>> | undefined,
 ): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
   const { onEstablish, onError, path, fallback, authorize } = options;
   const prepared = prepareUpgrade(options, HANDLER, topics);
@@ -453,6 +451,21 @@ function buildHandler<Data>(
 
   // `(conn) => …` never sees the request copy: do not build it.
   const connOnly = readsOnlyFirstArgument(onEstablish);
+  // One object for every connection of this handler.
+  const lifecycle: Lifecycle = {
+    opened: connOnly
+      ? (conn) => establishConnection(onEstablish, conn as Connection<Data>)
+      : (conn, context) => {
+        const { kept, info } = context as EstablishContext;
+        establish(
+          onEstablish,
+          conn as Connection<Data>,
+          kept.establish(),
+          info,
+        );
+      },
+    finished: (conn) => connections?.delete(conn as Connection<Data>),
+  };
   return async (request, info) => {
     try {
       const wrongPath = path !== undefined &&
@@ -487,18 +500,19 @@ function buildHandler<Data>(
       }
       // Read before upgrading: Deno closes the request's info afterwards.
       const establishInfo = connOnly ? undefined : info && readableInfo(info);
-      const result = upgradeChecked(request, prepared, info, data, !connOnly);
+      const result = upgradeChecked(
+        request,
+        prepared,
+        info,
+        data,
+        lifecycle,
+        !connOnly,
+        establishInfo,
+      );
       if (result instanceof HandshakeError) {
         return await answerError(request, result);
       }
-      const { connection: conn, kept } = result;
-      track?.(conn);
-      openCallbacks.set(
-        conn,
-        connOnly
-          ? () => establishConnection(onEstablish, conn)
-          : () => establish(onEstablish, conn, kept.establish(), establishInfo),
-      );
+      connections?.add(result.connection);
       return result.response;
     } catch (error) {
       console.error("anyws: the request handler failed:", error);
@@ -517,9 +531,11 @@ function upgradeChecked<Data>(
   prepared: PreparedUpgrade,
   info: Deno.ServeHandlerInfo | undefined,
   data: Data | undefined,
-  keepAll = true,
+  lifecycle?: Lifecycle,
+  keepAll = false,
+  establishInfo?: Deno.ServeHandlerInfo,
 ):
-  | { response: Response; connection: Connection<Data>; kept: KeptRequest }
+  | { response: Response; connection: Connection<Data> }
   | HandshakeError {
   const offered = parseProtocols(request.headers.get("sec-websocket-protocol"));
   let protocol: string | undefined;
@@ -555,8 +571,18 @@ function upgradeChecked<Data>(
     [RESOLVED_LIMITS]: prepared.limits,
     topics: prepared.topics,
     ...(data === undefined ? {} : { data }),
+    [LIFECYCLE]: lifecycle,
+    [LIFECYCLE_CONTEXT]: keepAll
+      ? { kept, info: establishInfo } satisfies EstablishContext
+      : undefined,
   } as ResolvedOptions<Data>);
-  return { response: upgraded.response, connection, kept };
+  return { response: upgraded.response, connection };
+}
+
+/** What a connection keeps until its socket opens, for `onEstablish`. */
+interface EstablishContext {
+  kept: KeptRequest;
+  info: Deno.ServeHandlerInfo | undefined;
 }
 
 /** The handler's topic registry: the one given, or a new one over `broker`. */

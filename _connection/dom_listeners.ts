@@ -96,12 +96,67 @@ class ConnectionMessageEvent<T> extends MessageEvent<T> {
 
 const NO_REGISTRATIONS: readonly MessageRegistration[] = Object.freeze([]);
 
-/** The wrappers of one connection's listeners. */
+/** What the listeners of a connection tell it. */
+export interface DomListenersHost {
+  /** A listener of `type` threw or rejected. */
+  failed(type: string, error: unknown): void;
+  /** A `message` listener was added to, or left, the list. */
+  messageListenerAdded(): void;
+  messageListenerRemoved(): void;
+}
+
+const addListener = EventTarget.prototype.addEventListener;
+const removeListener = EventTarget.prototype.removeEventListener;
+
+/** The listeners of one connection. */
 export class DomListeners {
+  readonly #target: EventTarget;
+  readonly #host: DomListenersHost;
   #wrappers: Map<string, WeakMap<object, EventListener>> | undefined;
   #listened = 0;
   // Copied on write: a dispatch iterates the array it started with.
   #message: readonly MessageRegistration[] = NO_REGISTRATIONS;
+
+  /**
+   * @param target The connection: `this` of every listener, and the
+   * `EventTarget` the wrappers are registered on.
+   * @param host What to tell the connection.
+   */
+  constructor(target: EventTarget, host: DomListenersHost) {
+    this.#target = target;
+    this.#host = host;
+  }
+
+  /** `addEventListener`, for a listener that is not null. */
+  add(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options: boolean | AddEventListenerOptions | undefined,
+  ): void {
+    const wrapper = this.#wrapperFor(type, listener, options, true)!;
+    addListener.call(this.#target, type, wrapper, options);
+    if (type === "message" && this.#addMessage(wrapper, options)) {
+      this.#host.messageListenerAdded();
+    }
+  }
+
+  /** `removeEventListener`, for a listener that is not null. */
+  remove(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options: boolean | EventListenerOptions | undefined,
+  ): void {
+    const wrapper = this.#wrapperFor(type, listener, options, false);
+    if (!wrapper) return;
+    removeListener.call(this.#target, type, wrapper, options);
+    const capture = typeof options === "boolean" ? options : !!options?.capture;
+    const registration = type === "message"
+      ? this.#find(wrapper, capture)
+      : undefined;
+    if (registration && this.#drop(registration)) {
+      this.#host.messageListenerRemoved();
+    }
+  }
 
   /** Whether `type` has ever had a listener (message is counted elsewhere). */
   listened(type: string): boolean {
@@ -115,16 +170,14 @@ export class DomListeners {
 
   /**
    * The wrapper of `listener` for `type` (made when `create`), which calls
-   * it with `target` as `this` and hands a throw or a rejection to
-   * `failed`. A `message` listener that throws also stops the event there.
+   * it with the target as `this` and hands a throw or a rejection to the
+   * host. A `message` listener that throws also stops the event there.
    */
-  wrapperFor(
+  #wrapperFor(
     type: string,
     listener: EventListenerOrEventListenerObject,
     options: boolean | EventListenerOptions | undefined,
     create: boolean,
-    target: EventTarget,
-    failed: (error: unknown) => void,
   ): EventListener | undefined {
     const capture = typeof options === "boolean" ? options : !!options?.capture;
     const key = `${capture}:${type}`;
@@ -138,6 +191,8 @@ export class DomListeners {
     if (!wrapper && create) {
       this.#listened |= BITS[type] ?? 0;
       const message = type === "message";
+      const target = this.#target;
+      const failed = (error: unknown) => this.#host.failed(type, error);
       wrapper = (event: Event) => {
         // `once`: EventTarget drops its own registration before calling;
         // ours goes too, whichever of the two dispatched.
@@ -165,10 +220,9 @@ export class DomListeners {
    * @returns Whether it was added: `false` for a duplicate, or an aborted
    * signal, as EventTarget decides.
    */
-  addMessage(
+  #addMessage(
     wrapper: EventListener,
     options: boolean | AddEventListenerOptions | undefined,
-    removed: () => void,
   ): boolean {
     const capture = typeof options === "boolean" ? options : !!options?.capture;
     const signal = typeof options === "object" ? options.signal : undefined;
@@ -185,15 +239,9 @@ export class DomListeners {
       this.#once.add(registration);
     }
     signal?.addEventListener("abort", () => {
-      if (this.#drop(registration)) removed();
+      if (this.#drop(registration)) this.#host.messageListenerRemoved();
     }, { once: true });
     return true;
-  }
-
-  /** Removes `wrapper` from the `message` list; `true` if it was there. */
-  removeMessage(wrapper: EventListener, capture: boolean): boolean {
-    const registration = this.#find(wrapper, capture);
-    return registration !== undefined && this.#drop(registration);
   }
 
   /**
@@ -213,14 +261,16 @@ export class DomListeners {
 
   // `once` registrations, to drop when they fire.
   #once: WeakSet<MessageRegistration> | undefined;
-  // Told when a `once` registration fired and was dropped.
-  onceRemoved: ((wrapper: EventListener, capture: boolean) => void) | undefined;
 
   #onceFired(wrapper: EventListener, capture: boolean): void {
     if (!this.#once) return;
     const registration = this.#find(wrapper, capture);
     if (!registration || !this.#once.has(registration)) return;
-    if (this.#drop(registration)) this.onceRemoved?.(wrapper, capture);
+    if (!this.#drop(registration)) return;
+    // Fired from our list: EventTarget still has it (or fired it itself, and
+    // this removes nothing).
+    removeListener.call(this.#target, "message", wrapper, capture);
+    this.#host.messageListenerRemoved();
   }
 
   #find(

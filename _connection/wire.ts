@@ -46,6 +46,7 @@ export const SEND_COST = 1024;
 // global object, and its constants cost ~8 ns a read on the per-send path.
 const CONNECTING = 0;
 const OPEN = 1;
+const CLOSED = 3;
 
 /** The send size from which {@linkcode SEND_COST} is not counted. */
 const LARGE_SEND = 64 * 1024;
@@ -73,6 +74,7 @@ export class Wire implements EventListenerObject {
   #socketError: string | undefined;
   #drain: DrainWaiters | undefined;
   #closing = false;
+  #ended = false;
   #inactivityTimer: ReturnType<typeof setInterval> | undefined;
   #heard = true;
   #silentTicks = 0;
@@ -191,18 +193,24 @@ export class Wire implements EventListenerObject {
    * connection has finished and drain waiters get its error.
    */
   detach(ended?: CloseInfo): void {
+    this.stopWatching();
     if (ended) {
       this.#closing = true;
+      this.#ended = true;
       // An Error captures a stack trace: make one only when someone waits.
       this.#drain?.fail(new ConnectionClosedError(ended));
+      // A closed socket dispatches nothing more but, after an idle timeout,
+      // a second close, which handleEvent ignores: its listeners can stay,
+      // and their removal (a quarter of the JS time of a close) is saved.
+      if (this.socket.readyState === CLOSED) return;
     }
     for (const type of SOCKET_EVENTS) {
       this.socket.removeEventListener(type, this);
     }
-    this.stopWatching();
   }
 
   handleEvent(event: Event): void {
+    if (this.#ended) return;
     switch (event.type) {
       case "message":
         this.#heard = true;

@@ -8,9 +8,9 @@
 import type { Role } from "./close.ts";
 import type { Reconnector } from "./reconnect.ts";
 import type { Topics } from "./topics.ts";
-import {
+import type {
   LIFECYCLE,
-  type Lifecycle,
+  Lifecycle,
   LIFECYCLE_CONTEXT,
 } from "./_connection/lifecycle.ts";
 

@@ -157,7 +157,7 @@ export interface HandlerOptions<Data = unknown> extends UpgradeOptions {
    *
    * A function written with one plain parameter, `(conn) => …`, is called
    * with the connection alone: the copy of the request is not built for it
-   * (that saves ~6% of a handshake); `conn.request` still has it. Any other
+   * (that saves ~6 µs of a handshake); `conn.request` still has it. Any other
    * form (a second parameter, `...rest`, `arguments`) gets all three.
    */
   onEstablish(

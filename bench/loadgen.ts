@@ -56,7 +56,7 @@ export interface LoadConfig {
 }
 
 /** The JSON of a server's `GET /stats` (see servers/_stats.ts). */
-interface Stats {
+export interface Stats {
   cpu: number;
   system: number;
   heap: number;
@@ -76,7 +76,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** The server's HTTP side. */
-class ServerControl {
+export class ServerControl {
   readonly #base: string;
 
   constructor(port: number) {
@@ -263,7 +263,7 @@ class OutsideLoad {
   }
 }
 
-function selfCpuSeconds(): number {
+export function selfCpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
 }
@@ -272,7 +272,7 @@ function selfCpuSeconds(): number {
  * Counts the complete data messages in a byte stream of server frames,
  * whatever the chunk boundaries. Payloads are skipped, never copied.
  */
-class FrameCounter {
+export class FrameCounter {
   #header = new Uint8Array(14);
   #headerLength = 0;
   #remaining = 0;
@@ -321,7 +321,7 @@ class FrameCounter {
 }
 
 /** One client connection after its handshake. */
-interface Client {
+export interface Client {
   conn: Deno.TcpConn;
   counter: FrameCounter;
   /** Data messages read after the 101 response, already counted. */
@@ -336,7 +336,10 @@ function handshakeRequest(port: number): Uint8Array {
   );
 }
 
-async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(
+  conn: Deno.TcpConn,
+  bytes: Uint8Array,
+): Promise<void> {
   let offset = 0;
   while (offset < bytes.length) {
     offset += await conn.write(bytes.subarray(offset));
@@ -344,7 +347,7 @@ async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
 }
 
 /** Closes a connection that may already be closed. */
-function drop(conn: Deno.TcpConn): void {
+export function drop(conn: Deno.TcpConn): void {
   try {
     conn.close();
   } catch {
@@ -389,7 +392,7 @@ async function open(port: number, request: Uint8Array): Promise<Client> {
 }
 
 /** Opens `n` connections, `concurrency` handshakes at a time. */
-async function openMany(
+export async function openMany(
   port: number,
   n: number,
   concurrency: number,
@@ -446,7 +449,7 @@ async function closeMany(
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-function textFrame(size: number): Uint8Array {
+export function textFrame(size: number): Uint8Array {
   return encodeFrame({ opcode: 1, payload: encoder.encode("x".repeat(size)) });
 }
 

@@ -165,7 +165,8 @@ export function createHandler<Data = unknown>(
   options: HandlerOptions<Data>,
 ): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
   checkHandlerOptions(options as HandlerOptions<never>, HANDLER);
-  return buildHandler(options, handlerTopics(options), undefined);
+  const handler = buildHandler(options, handlerTopics(options), undefined);
+  return (request, info) => Promise.resolve(handler(request, info));
 }
 
 /**
@@ -436,7 +437,10 @@ function buildHandler<Data>(
   options: HandlerOptions<Data>,
   topics: Topics,
   connections: Set<Connection<Data>> | undefined,
-): (request: Request, info?: Deno.ServeHandlerInfo) => Promise<Response> {
+): (
+  request: Request,
+  info?: Deno.ServeHandlerInfo,
+) => Response | Promise<Response> {
   const { onEstablish, onError, path, fallback, authorize } = options;
   const prepared = prepareUpgrade(options, HANDLER, topics);
   const answerError = async (request: Request, error: HandshakeError) => {
@@ -466,13 +470,66 @@ function buildHandler<Data>(
       },
     finished: (conn) => connections?.delete(conn as Connection<Data>),
   };
-  return async (request, info) => {
+  const failed = (error: unknown): Response => {
+    console.error("anyws: the request handler failed:", error);
+    return new HandshakeError(500, "handler failed").toResponse();
+  };
+  const upgradeNow = (
+    request: Request,
+    info: Deno.ServeHandlerInfo | undefined,
+    data: Data | undefined,
+  ): Response | Promise<Response> => {
+    // Read before upgrading: Deno closes the request's info afterwards.
+    const establishInfo = connOnly ? undefined : info && readableInfo(info);
+    const result = upgradeChecked(
+      request,
+      prepared,
+      info,
+      data,
+      lifecycle,
+      !connOnly,
+      establishInfo,
+    );
+    if (result instanceof HandshakeError) return answerError(request, result);
+    connections?.add(result.connection);
+    return result.response;
+  };
+  const authorized = async (
+    request: Request,
+    info: Deno.ServeHandlerInfo | undefined,
+  ): Promise<Response> => {
+    let verdict;
+    try {
+      verdict = await runAuthorize(authorize!, request, info);
+    } catch (error) {
+      console.error("anyws: authorize threw; answering 500:", error);
+      return new HandshakeError(500, "authorize threw").toResponse();
+    }
+    if (!verdict.accepted) {
+      return verdict.response ?? await answerError(
+        request,
+        new HandshakeError(403, "authorize refused the request"),
+      );
+    }
+    try {
+      return await upgradeNow(request, info, verdict.data);
+    } catch (error) {
+      return failed(error);
+    }
+  };
+  // Synchronous unless something on the way is async (fallback, onError,
+  // authorize): an async handler cost every handshake a promise and its
+  // reactions.
+  return (request, info) => {
     try {
       const wrongPath = path !== undefined &&
         new URL(request.url).pathname !== path;
       if (wrongPath || !isUpgradeRequest(request)) {
-        if (fallback) return await fallback(request, info);
-        return await answerError(
+        if (fallback) {
+          const answer = fallback(request, info);
+          return answer instanceof Promise ? answer.catch(failed) : answer;
+        }
+        return answerError(
           request,
           wrongPath
             ? new HandshakeError(404, `No WebSocket endpoint at this path`)
@@ -480,43 +537,11 @@ function buildHandler<Data>(
         );
       }
       const refused = checkHandshake(request, prepared.origins);
-      if (refused) return await answerError(request, refused);
-      let data: Data | undefined;
-      if (authorize) {
-        let verdict;
-        try {
-          verdict = await runAuthorize(authorize, request, info);
-        } catch (error) {
-          console.error("anyws: authorize threw; answering 500:", error);
-          return new HandshakeError(500, "authorize threw").toResponse();
-        }
-        if (!verdict.accepted) {
-          return verdict.response ?? await answerError(
-            request,
-            new HandshakeError(403, "authorize refused the request"),
-          );
-        }
-        data = verdict.data;
-      }
-      // Read before upgrading: Deno closes the request's info afterwards.
-      const establishInfo = connOnly ? undefined : info && readableInfo(info);
-      const result = upgradeChecked(
-        request,
-        prepared,
-        info,
-        data,
-        lifecycle,
-        !connOnly,
-        establishInfo,
-      );
-      if (result instanceof HandshakeError) {
-        return await answerError(request, result);
-      }
-      connections?.add(result.connection);
-      return result.response;
+      if (refused) return answerError(request, refused);
+      if (authorize) return authorized(request, info);
+      return upgradeNow(request, info, undefined);
     } catch (error) {
-      console.error("anyws: the request handler failed:", error);
-      return new HandshakeError(500, "handler failed").toResponse();
+      return failed(error);
     }
   };
 }

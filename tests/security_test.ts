@@ -188,7 +188,7 @@ Deno.test("authorize runs only for valid upgrades from allowed origins: a bad ha
   assertEquals(calls, 0);
 });
 
-Deno.test("errors reach peers without messages or stacks: a throwing authorize, fallback, protocols chooser, onEstablish and message handler", async () => {
+Deno.test("errors reach peers without messages or stacks: a throwing authorize, fallback (sync or async), protocols chooser, onEstablish and message handler", async () => {
   const { result, logged } = await capturingConsoleError(async () => {
     const answers: { status: number; body: string }[] = [];
     {
@@ -211,6 +211,16 @@ Deno.test("errors reach peers without messages or stacks: a throwing authorize, 
       await using peer = await RawPeer.connect(server.addr.port);
       await peer.write("GET /other HTTP/1.1\r\nhost: x\r\n\r\n");
       answers.push(await within(peer.readResponse(), "the fallback answer"));
+    }
+    {
+      await using server = listen({
+        path: "/ws",
+        fallback: () => Promise.reject(new Error(SECRET)),
+        onEstablish() {},
+      });
+      await using peer = await RawPeer.connect(server.addr.port);
+      await peer.write("GET /other HTTP/1.1\r\nhost: x\r\n\r\n");
+      answers.push(await within(peer.readResponse(), "the async fallback"));
     }
     {
       await using server = listen({
@@ -249,7 +259,7 @@ Deno.test("errors reach peers without messages or stacks: a throwing authorize, 
   });
   assertEquals(
     result.answers.map(({ status, body }) => ({ status, body })),
-    Array(3).fill({ status: 500, body: "Internal Server Error" }),
+    Array(4).fill({ status: 500, body: "Internal Server Error" }),
   );
   assertEquals(result.closes, [
     { code: 1011, reason: "internal error" },

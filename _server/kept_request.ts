@@ -49,7 +49,7 @@ export class KeptRequest {
   ) {
     this.#url = request.url;
     const all: [string, string][] | undefined = keepAll ? [] : undefined;
-    let kept = "";
+    const kept: string[] = [];
     let total = 0;
     let keptBytes = 0;
     // forEach, not for...of: Deno's Headers iterator makes a result object
@@ -60,14 +60,13 @@ export class KeptRequest {
       const size = name.length + value.length;
       total += size;
       if (keptBytes + size <= budget) {
-        kept += kept === ""
-          ? name + SEPARATOR + value
-          : SEPARATOR + name + SEPARATOR + value;
+        kept.push(name, value);
         keptBytes += size;
       }
     });
-    // One flat string: the per-header strings are let go with the request.
-    this.#headers = kept;
+    // join() makes one flat string (`+=` would keep a tree of pieces, ~0.4
+    // KiB per connection), and lets go of the per-header strings.
+    this.#headers = kept.join(SEPARATOR);
     this.#all = all;
     this.#fitsBudget = total === keptBytes;
   }

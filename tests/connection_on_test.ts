@@ -21,11 +21,6 @@ import {
   SIDES,
 } from "./_pair.ts";
 
-/** One macrotask turn: only to prove that something did NOT happen. */
-function nextTask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
-}
-
 for (const side of SIDES) {
   Deno.test(`on("message") on the ${side} side passes text as a string and binary as bytes`, async () => {
     await using pair = await openPair();
@@ -229,7 +224,9 @@ for (const side of SIDES) {
     assertEquals(conn.closeCode, info.code);
     assertEquals(conn.closeReason, "done");
     assertEquals(conn.closeError, undefined);
-    await nextTask();
+    // Both sides shut and the server stopped: every socket event has been
+    // dispatched by then, so a second finish would have come.
+    await within(Promise.resolve(pair[Symbol.asyncDispose]()), "the shutdown");
     assertEquals(calls.length, 3, "finish fires exactly once");
   });
 
@@ -249,7 +246,7 @@ for (const side of SIDES) {
       () => called = true,
     );
     offMessage!();
-    await nextTask();
+    await within(Promise.resolve(pair[Symbol.asyncDispose]()), "the shutdown");
     assertEquals(called, false);
     assertEquals((await conn.closed).reason, "late");
   });

@@ -33,6 +33,9 @@ export class KeptRequest {
   #headers: string;
   #all: [string, string][] | undefined;
   #copy: WeakRef<Request> | undefined;
+  // Every header fit the budget: the request onEstablish gets can serve as
+  // `conn.request` too.
+  readonly #fitsBudget: boolean;
 
   /**
    * Copies what is needed of `request`, before it is closed.
@@ -70,8 +73,6 @@ export class KeptRequest {
     this.#all = all;
     this.#fitsBudget = total === keptBytes;
   }
-
-  readonly #fitsBudget: boolean;
 
   /** The URL of the request. */
   get url(): string {

@@ -101,6 +101,7 @@ class Driven {
   readonly id: string;
   readonly pid: number;
   readonly control: ServerControl;
+  readonly port: number;
   readonly #child: Deno.ChildProcess;
   #clients: Client[] = [];
   #frame: Uint8Array = new Uint8Array();
@@ -117,8 +118,6 @@ class Driven {
     this.control = new ServerControl(port);
     this.port = port;
   }
-
-  readonly port: number;
 
   /** Opens the connections and starts reading them. */
   async connect(size: number): Promise<void> {
